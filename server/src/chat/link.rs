@@ -1,0 +1,96 @@
+//! The chat server's session-protocol listener (port 5041): accepts links from front ends,
+//! reads their frames into the hub, and writes the hub's frames back, batching writes.
+//!
+//! A link that breaks the protocol (bad frame, wrong version) is closed; its sessions end.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use super::{Hub, SessionKey};
+use crate::protocol::session::{codec, Frame, VERSION};
+
+/// Frames queued toward one front end before the link counts as stalled and is dropped.
+pub const LINK_QUEUE: usize = 1 << 16;
+
+/// Accept links until `shutdown`.
+pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracing::debug!(%peer, "link accepted");
+                    tokio::spawn(run_link(hub.clone(), stream, shutdown.clone()));
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn run_link(hub: Arc<Hub>, stream: TcpStream, shutdown: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let (mut sink, mut source) = Framed::new(stream, codec()).split();
+    match source.next().await {
+        Some(Ok(body)) => match Frame::decode(body.freeze()) {
+            Ok(Frame::Hello { version: VERSION, name }) => tracing::info!(front_end = %name, "link up"),
+            other => {
+                tracing::warn!(?other, "link refused: first frame must be Hello v{VERSION}");
+                return;
+            }
+        },
+        _ => return,
+    }
+    let (tx, mut rx) = mpsc::channel::<Frame>(LINK_QUEUE);
+    let link = hub.add_link(tx);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if sink.feed(frame.to_bytes()).await.is_err() {
+                break;
+            }
+            // Flush once the queue is empty: many frames, one write.
+            if rx.is_empty() && sink.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = source.next() => next,
+        };
+        let body = match next {
+            Some(Ok(body)) => body.freeze(),
+            Some(Err(e)) => {
+                tracing::warn!(link, error = %e, "link read failed");
+                break;
+            }
+            None => break,
+        };
+        match Frame::decode(body) {
+            Ok(Frame::Open { session, user }) => hub.open_session(SessionKey { link, session }, user),
+            Ok(Frame::Request { session, json }) => hub.handle(SessionKey { link, session }, json),
+            Ok(Frame::Close { session }) => hub.close_session(SessionKey { link, session }),
+            Ok(other) => {
+                tracing::warn!(link, ?other, "unexpected frame from a front end; closing the link");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(link, error = %e, "bad frame from a front end; closing the link");
+                break;
+            }
+        }
+    }
+    hub.remove_link(link);
+    let _ = writer.await;
+    tracing::info!(link, "link down");
+}

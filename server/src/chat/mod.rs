@@ -1,0 +1,355 @@
+//! The chat core: sessions, rooms, rights, posting, history, search and fan-out.
+//!
+//! # Layout
+//! - [`Hub`] (this file): the shared state (directory, live rooms, sessions, links) and
+//!   the entry points the session links call: open/close a session, handle a request.
+//! - [`room`]: one room's live state (numbering, recent-history cache, who is present).
+//! - [`rights`]: who may do what, as pure functions.
+//! - [`ops`]: the chat operations (join, post, history, search, …).
+//! - [`admin`]: room, category and role management, administrators' operations.
+//! - [`delivery`]: acknowledging committed posts and fanning them out.
+//! - [`link`]: the session-protocol listener (port 5041) that feeds the hub.
+//!
+//! The hub never speaks SQL (that is `store`) and never touches WebSockets (that is the
+//! front end): it sees sessions only as (link, session) keys and JSON bytes.
+
+pub mod admin;
+pub mod delivery;
+pub mod link;
+pub mod ops;
+pub mod rights;
+pub mod room;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::config::ChatConfig;
+use crate::model::{Directory, User};
+use crate::protocol::client::RequestHead;
+use crate::protocol::reply::{error_json, push_json};
+use crate::protocol::session::Frame;
+use crate::protocol::{ErrorCode, Op, Push, Request, WireError};
+use crate::store::commit::Committer;
+use crate::store::Store;
+use room::RoomLive;
+
+/// A user session: which link it arrived on and its id there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    /// The link (front-end connection) id.
+    pub link: u32,
+    /// The session id on that link.
+    pub session: u64,
+}
+
+/// What the hub keeps per session: kept small, since a server holds 20,000 of them.
+#[derive(Debug)]
+struct Session {
+    user: i64,
+    signed_in: bool,
+    rooms: Vec<i64>,
+}
+
+/// The tag a queued post carries: who to acknowledge, and for which request.
+#[derive(Debug)]
+pub struct PostTag {
+    /// The posting session.
+    pub key: SessionKey,
+    /// The request id to acknowledge.
+    pub request: u64,
+    /// A retry of an already-numbered message: acknowledge only.
+    pub duplicate: bool,
+}
+
+/// The shared state of one chat server. Cloning the `Arc<Hub>` is how tasks share it.
+pub struct Hub {
+    /// Chat settings.
+    pub config: ChatConfig,
+    /// Content database.
+    pub store: Store,
+    dir: RwLock<Directory>,
+    rooms: RwLock<HashMap<i64, Arc<RoomLive>>>,
+    sessions: Mutex<HashMap<SessionKey, Session>>,
+    links: RwLock<HashMap<u32, mpsc::Sender<Frame>>>,
+    next_link: AtomicU32,
+    committer: std::sync::OnceLock<Committer<PostTag>>,
+    /// Requests being handled by spawned tasks (for "busy" refusals).
+    in_flight: AtomicUsize,
+    /// Test hook: drop every Nth delivery on purpose (0 = never). Off by default.
+    drop_every: AtomicUsize,
+    dropped_counter: AtomicUsize,
+}
+
+impl Hub {
+    /// Load the directory from `store` and start the group committer.
+    pub async fn start(config: ChatConfig, store: Store) -> Result<Arc<Hub>, crate::store::StoreError> {
+        let dir = store.load_directory().await?;
+        tracing::info!(users = dir.users.len(), rooms = dir.rooms.len(), "directory loaded");
+        let hub = Arc::new(Hub {
+            drop_every: AtomicUsize::new(config.test_drop_every),
+            config,
+            store: store.clone(),
+            dir: RwLock::new(dir),
+            rooms: RwLock::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            links: RwLock::new(HashMap::new()),
+            next_link: AtomicU32::new(1),
+            committer: std::sync::OnceLock::new(),
+            in_flight: AtomicUsize::new(0),
+            dropped_counter: AtomicUsize::new(0),
+        });
+        let committer = Committer::start(store, Arc::new(delivery::Sink(Arc::downgrade(&hub))));
+        let _ = hub.committer.set(committer);
+        Ok(hub)
+    }
+
+    /// Read access to the directory.
+    pub fn dir(&self) -> RwLockReadGuard<'_, Directory> {
+        self.dir.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write access to the directory.
+    pub fn dir_mut(&self) -> RwLockWriteGuard<'_, Directory> {
+        self.dir.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn committer(&self) -> &Committer<PostTag> {
+        // Set in `start` before the hub is shared.
+        self.committer.get().expect("committer started")
+    }
+
+    /// Wait until every queued post is committed and delivered.
+    pub async fn flush(&self) {
+        self.committer().flush().await;
+    }
+
+    /// The live state of a room (created empty on first use; loaded by `ops`).
+    pub fn room(&self, id: i64) -> Arc<RoomLive> {
+        if let Some(r) = self.rooms.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return r.clone();
+        }
+        let mut rooms = self.rooms.write().unwrap_or_else(|p| p.into_inner());
+        rooms.entry(id).or_insert_with(|| Arc::new(RoomLive::new(id))).clone()
+    }
+
+    /// Forget a room's live state (after deletion).
+    fn drop_room(&self, id: i64) -> Option<Arc<RoomLive>> {
+        self.rooms.write().unwrap_or_else(|p| p.into_inner()).remove(&id)
+    }
+
+    /// Register a link's outgoing queue; returns the link id.
+    pub fn add_link(&self, tx: mpsc::Sender<Frame>) -> u32 {
+        let id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        self.links.write().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+        metrics::gauge!("chatcap_links").increment(1.0);
+        id
+    }
+
+    /// Drop a link and every session on it.
+    pub fn remove_link(&self, link: u32) {
+        if self.links.write().unwrap_or_else(|p| p.into_inner()).remove(&link).is_none() {
+            return;
+        }
+        metrics::gauge!("chatcap_links").decrement(1.0);
+        let keys: Vec<SessionKey> = {
+            let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            sessions.keys().filter(|k| k.link == link).copied().collect()
+        };
+        for key in keys {
+            self.close_session(key);
+        }
+    }
+
+    /// Queue one frame on a link. A link whose queue is full is a front end that stopped
+    /// reading: it is dropped (its sessions end) rather than allowed to stall rooms.
+    pub fn send_frame(&self, link: u32, frame: Frame) {
+        let tx = self.links.read().unwrap_or_else(|p| p.into_inner()).get(&link).cloned();
+        if let Some(tx) = tx {
+            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
+                tracing::warn!(link, "link queue full; dropping the link");
+                metrics::counter!("chatcap_links_dropped_total").increment(1);
+                self.remove_link(link);
+            }
+        }
+    }
+
+    /// Send one JSON text to one session.
+    pub fn send(&self, key: SessionKey, json: impl Into<Bytes>) {
+        self.send_frame(key.link, Frame::Send { session: key.session, json: json.into() });
+    }
+
+    /// Send an error reply.
+    pub fn send_error(&self, key: SessionKey, id: Option<u64>, err: &WireError) {
+        metrics::counter!("chatcap_errors_total", "code" => err.code.as_str()).increment(1);
+        self.send(key, error_json(id, err));
+    }
+
+    /// Send one push to every session present in a room (except `except`), one frame per link.
+    pub fn push_to_room(&self, hot: &room::Hot, push: &Push, except: Option<SessionKey>) {
+        let json = Bytes::from(push_json(push));
+        for (link, sessions) in hot.by_link(except) {
+            self.send_frame(link, Frame::Fanout { sessions, json: json.clone() });
+        }
+    }
+
+    /// A session opened on a link, for an authenticated user.
+    pub fn open_session(&self, key: SessionKey, user: i64) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if sessions.insert(key, Session { user, signed_in: false, rooms: Vec::new() }).is_none() {
+            metrics::gauge!("chatcap_sessions").increment(1.0);
+        }
+    }
+
+    /// A session ended: leave every room it was in.
+    pub fn close_session(&self, key: SessionKey) {
+        let gone = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        if let Some(s) = gone {
+            metrics::gauge!("chatcap_sessions").decrement(1.0);
+            for room in s.rooms {
+                self.leave_room(key, room);
+            }
+        }
+    }
+
+    /// Sessions currently open.
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The signed-in user of a session.
+    fn session_user(&self, key: SessionKey) -> Result<User, WireError> {
+        let user = {
+            let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            match sessions.get(&key) {
+                Some(s) if s.signed_in => s.user,
+                _ => return Err(WireError::new(ErrorCode::NotSignedIn, "sign in first")),
+            }
+        };
+        self.dir()
+            .users
+            .get(&user)
+            .cloned()
+            .ok_or_else(|| WireError::new(ErrorCode::InvalidToken, "the user no longer exists"))
+    }
+
+    /// Record that a session is in a room (or no longer is).
+    fn session_rooms(&self, key: SessionKey, room: i64, present: bool) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sessions.get_mut(&key) {
+            if present {
+                if !s.rooms.contains(&room) {
+                    s.rooms.push(room);
+                }
+            } else {
+                s.rooms.retain(|r| *r != room);
+            }
+        }
+    }
+
+    /// The session is in the room.
+    fn session_in(&self, key: SessionKey, room: i64) -> bool {
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.get(&key).is_some_and(|s| s.rooms.contains(&room))
+    }
+
+    /// Handle one request frame from a session. Fast operations run inline, in arrival
+    /// order (a session's posts keep their order); operations that wait on the database
+    /// run in their own task.
+    pub fn handle(self: &Arc<Self>, key: SessionKey, json: Bytes) {
+        let req: Request = match serde_json::from_slice(&json) {
+            Ok(r) => r,
+            Err(e) => {
+                let id = serde_json::from_slice::<RequestHead>(&json).ok().and_then(|h| h.id);
+                return self.send_error(key, id, &parse_error(&json, &e));
+            }
+        };
+        metrics::counter!("chatcap_requests_total", "op" => req.op.name()).increment(1);
+        if let Op::SignIn { .. } = req.op {
+            return self.sign_in(key, req.id);
+        }
+        if matches!(req.op, Op::Post { .. } | Op::Part { .. } | Op::Ping | Op::Participants { .. } | Op::RoomInfo { .. }) {
+            if let Some(result) = self.dispatch_inline(key, &req) {
+                self.finish(key, req.id, result);
+            }
+            return;
+        }
+        if self.in_flight.load(Ordering::Relaxed) >= self.config.max_in_flight {
+            metrics::counter!("chatcap_busy_total").increment(1);
+            return self.send_error(key, Some(req.id), &WireError::new(ErrorCode::Busy, "server too busy; retry later"));
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let result = hub.dispatch_async(key, &req).await;
+            hub.in_flight.fetch_sub(1, Ordering::Relaxed);
+            hub.finish(key, req.id, result);
+        });
+    }
+
+    fn finish(&self, key: SessionKey, id: u64, result: Result<String, WireError>) {
+        match result {
+            Ok(json) => self.send(key, json),
+            Err(e) => self.send_error(key, Some(id), &e),
+        }
+    }
+
+    fn sign_in(&self, key: SessionKey, id: u64) {
+        let outcome = {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            match sessions.get_mut(&key) {
+                None => Err(WireError::new(ErrorCode::NotSignedIn, "no such session")),
+                Some(s) if s.signed_in => Err(WireError::new(ErrorCode::AlreadySignedIn, "this connection is signed in already")),
+                Some(s) => {
+                    s.signed_in = true;
+                    Ok(s.user)
+                }
+            }
+        };
+        let result = outcome.and_then(|user| {
+            let dir = self.dir();
+            let u = dir.users.get(&user).ok_or_else(|| WireError::new(ErrorCode::InvalidToken, "unknown user"))?;
+            Ok(crate::protocol::reply::reply_json(
+                id,
+                &crate::protocol::reply::SignedIn {
+                    user: crate::protocol::UserInfo { id: u.id, name: u.name.clone(), admin: u.admin },
+                    server_time_us: crate::model::now_us(),
+                },
+            ))
+        });
+        match result {
+            Ok(json) => self.send(key, json),
+            Err(e) => {
+                self.send_error(key, Some(id), &e);
+                if e.code == ErrorCode::InvalidToken {
+                    self.send_frame(key.link, Frame::Kick { session: key.session, reason: "invalid_token".into() });
+                    self.close_session(key);
+                }
+            }
+        }
+    }
+
+    /// Test hook: drop every `n`th delivery (0 turns it off).
+    pub fn set_drop_every(&self, n: usize) {
+        self.drop_every.store(n, Ordering::Relaxed);
+    }
+
+    /// True when the test hook says this delivery is to be dropped.
+    fn drop_this_delivery(&self) -> bool {
+        let n = self.drop_every.load(Ordering::Relaxed);
+        n > 0 && (self.dropped_counter.fetch_add(1, Ordering::Relaxed) + 1) % n == 0
+    }
+}
+
+/// Turn a JSON error into the protocol's error: unknown type, or bad request.
+fn parse_error(json: &[u8], e: &serde_json::Error) -> WireError {
+    match serde_json::from_slice::<RequestHead>(json) {
+        Ok(RequestHead { kind: Some(kind), .. }) if !crate::protocol::client::KNOWN_TYPES.contains(&kind.as_str()) => {
+            WireError::new(ErrorCode::UnknownType, format!("unknown request type {kind:?}"))
+        }
+        _ => WireError::new(ErrorCode::BadRequest, format!("malformed request: {e}")),
+    }
+}

@@ -1,0 +1,85 @@
+//! The front end's side of a session link: one TCP connection to a chat server carrying
+//! every session of this front end, kept up by a supervisor that reconnects with backoff.
+//!
+//! Frames from the chat server are routed to the sessions' bounded queues. A session whose
+//! queue is full is a slow consumer: it is kicked (`bye`, reason `slow_consumer`) rather
+//! than allowed to hold up anyone else. When the link drops, every session on it ends with
+//! reason `link_lost`; clients reconnect and sign in again.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use super::FrontEnd;
+use crate::protocol::session::{codec, Frame, VERSION};
+
+/// Frames queued toward the chat server.
+const UPLINK_QUEUE: usize = 1 << 14;
+
+/// Keep a link to `addr` up until `shutdown`.
+pub async fn supervise(fe: Arc<FrontEnd>, addr: SocketAddr, shutdown: CancellationToken) {
+    let mut delay = Duration::from_millis(50);
+    while !shutdown.is_cancelled() {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                delay = Duration::from_millis(50);
+                run(&fe, stream, &shutdown).await;
+                fe.link_lost();
+            }
+            Err(e) => tracing::warn!(%addr, error = %e, "chat server unreachable; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn run(fe: &Arc<FrontEnd>, stream: TcpStream, shutdown: &CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let (mut sink, mut source) = Framed::new(stream, codec()).split();
+    let hello = Frame::Hello { version: VERSION, name: fe.name.clone() };
+    if sink.send(hello.to_bytes()).await.is_err() {
+        return;
+    }
+    let (tx, mut rx) = mpsc::channel::<Frame>(UPLINK_QUEUE);
+    fe.set_link(Some(tx));
+    tracing::info!("link to chat server up");
+    let writer = async {
+        while let Some(frame) = rx.recv().await {
+            if sink.feed(frame.to_bytes()).await.is_err() {
+                break;
+            }
+            if rx.is_empty() && sink.flush().await.is_err() {
+                break;
+            }
+        }
+    };
+    let reader = async {
+        while let Some(Ok(body)) = source.next().await {
+            match Frame::decode(body.freeze()) {
+                Ok(Frame::Send { session, json }) => fe.deliver(&[session], json),
+                Ok(Frame::Fanout { sessions, json }) => fe.deliver(&sessions, json),
+                Ok(Frame::Kick { session, reason }) => fe.kick(session, &reason),
+                other => {
+                    tracing::warn!(?other, "unexpected frame from the chat server; reconnecting");
+                    break;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = writer => {}
+        _ = reader => {}
+    }
+    fe.set_link(None);
+    tracing::warn!("link to chat server down");
+}

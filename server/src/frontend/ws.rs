@@ -1,0 +1,178 @@
+//! One client connection: sign-in, then forwarding requests to the chat server and the
+//! session's queue back to the socket.
+//!
+//! Policy, as documented in `docs/PROTOCOL.md`:
+//! - The first request must be `sign_in`; others get `not_signed_in` and the connection
+//!   stays open until the sign-in timeout. A bad or expired token gets its error and the
+//!   connection is closed (close code 1008).
+//! - Each session may send `rate_per_sec` requests per second (bursts of `rate_burst`);
+//!   beyond that requests are answered `rate_limited` and dropped; the connection stays.
+//! - Binary frames get `bad_request`. Messages above `max_message_bytes` close the
+//!   connection (code 1009).
+//! - A session whose outgoing queue fills (a client that does not read) is closed with
+//!   `bye` reason `slow_consumer` (code 1008).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+
+use super::FrontEnd;
+use crate::auth::{unix_now, TokenError};
+use crate::protocol::client::RequestHead;
+use crate::protocol::reply::{error_json, push_json};
+use crate::protocol::session::Frame;
+use crate::protocol::{ErrorCode, Op, Push, Request, WireError};
+
+/// A token bucket.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, rate: f64, burst: f64) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn send_text(ws: &mut WebSocket, text: String) -> bool {
+    ws.send(WsMessage::Text(text.into())).await.is_ok()
+}
+
+async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason.to_string()) };
+    let _ = ws.send(WsMessage::Close(Some(frame))).await;
+}
+
+fn request_id(text: &str) -> Option<u64> {
+    serde_json::from_str::<RequestHead>(text).ok().and_then(|h| h.id)
+}
+
+/// Wait for a valid `sign_in`; returns (user, the request's JSON) or None when the
+/// connection is to end.
+async fn sign_in(fe: &FrontEnd, ws: &mut WebSocket) -> Option<(i64, Bytes)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(fe.config.sign_in_timeout_secs);
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
+            Err(_) => {
+                close(ws, 1008, "sign-in timeout").await;
+                return None;
+            }
+            Ok(Some(Ok(m))) => m,
+            Ok(_) => return None,
+        };
+        let text = match msg {
+            WsMessage::Text(t) => t,
+            WsMessage::Close(_) => return None,
+            WsMessage::Binary(_) => {
+                let e = WireError::new(ErrorCode::BadRequest, "binary frames are not part of the protocol");
+                send_text(ws, error_json(None, &e)).await;
+                continue;
+            }
+            _ => continue,
+        };
+        let req: Request = match serde_json::from_str(text.as_str()) {
+            Ok(r) => r,
+            Err(e) => {
+                let err = WireError::new(ErrorCode::BadRequest, format!("malformed request: {e}"));
+                send_text(ws, error_json(request_id(text.as_str()), &err)).await;
+                continue;
+            }
+        };
+        let Op::SignIn { token } = &req.op else {
+            let err = WireError::new(ErrorCode::NotSignedIn, "sign in first");
+            send_text(ws, error_json(Some(req.id), &err)).await;
+            continue;
+        };
+        match fe.tokens.verify(token, unix_now()) {
+            Ok(user) => return Some((user, Bytes::from(text.as_str().to_owned()))),
+            Err(e) => {
+                let code = match e {
+                    TokenError::Invalid => ErrorCode::InvalidToken,
+                    TokenError::Expired => ErrorCode::TokenExpired,
+                };
+                metrics::counter!("chatcap_errors_total", "code" => code.as_str()).increment(1);
+                send_text(ws, error_json(Some(req.id), &WireError::new(code, e.to_string()))).await;
+                close(ws, 1008, code.as_str()).await;
+                return None;
+            }
+        }
+    }
+}
+
+/// Serve one client connection to its end.
+pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
+    let Some((user, sign_in_json)) = sign_in(&fe, &mut ws).await else { return };
+    let Some(uplink) = fe.uplink() else {
+        let e = WireError::new(ErrorCode::Busy, "no chat server reachable; retry later");
+        send_text(&mut ws, error_json(request_id(std::str::from_utf8(&sign_in_json).unwrap_or("")), &e)).await;
+        close(&mut ws, 1013, "try again later").await;
+        return;
+    };
+    let (session, mut rx, mut kick) = fe.register();
+    let opened = uplink.send(Frame::Open { session, user }).await.is_ok()
+        && uplink.send(Frame::Request { session, json: sign_in_json }).await.is_ok();
+    let mut bucket = Bucket { tokens: fe.config.rate_burst, last: Instant::now() };
+    let mut reason = if opened { None } else { Some("link_lost".to_string()) };
+    while reason.is_none() {
+        tokio::select! {
+            incoming = ws.recv() => {
+                let msg = match incoming {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => {
+                        // Oversized messages and protocol violations end up here.
+                        tracing::debug!(session, error = %e, "client connection failed");
+                        if e.to_string().contains("too long") || e.to_string().contains("Space limit") {
+                            close(&mut ws, 1009, "message too big").await;
+                        }
+                        break;
+                    }
+                    None => break,
+                };
+                match msg {
+                    WsMessage::Text(text) => {
+                        if !bucket.take(fe.config.rate_per_sec, fe.config.rate_burst) {
+                            metrics::counter!("chatcap_errors_total", "code" => "rate_limited").increment(1);
+                            let e = WireError::new(ErrorCode::RateLimited, "too many requests; slow down");
+                            if !send_text(&mut ws, error_json(request_id(text.as_str()), &e)).await { break; }
+                            continue;
+                        }
+                        let json = Bytes::from(text.as_str().to_owned());
+                        if uplink.send(Frame::Request { session, json }).await.is_err() {
+                            reason = Some("link_lost".into());
+                        }
+                    }
+                    WsMessage::Binary(_) => {
+                        let e = WireError::new(ErrorCode::BadRequest, "binary frames are not part of the protocol");
+                        if !send_text(&mut ws, error_json(None, &e)).await { break; }
+                    }
+                    WsMessage::Close(_) => break,
+                    _ => {}
+                }
+            }
+            out = rx.recv() => match out {
+                Some(text) => if ws.send(WsMessage::Text(text)).await.is_err() { break; },
+                None => break,
+            },
+            why = &mut kick => {
+                reason = Some(why.unwrap_or_else(|_| "shutdown".into()));
+            }
+        }
+    }
+    fe.unregister(session);
+    let _ = uplink.try_send(Frame::Close { session });
+    if let Some(why) = reason {
+        let _ = send_text(&mut ws, push_json(&Push::Bye { reason: why.clone() })).await;
+        close(&mut ws, if why == "shutdown" { 1001 } else { 1008 }, &why).await;
+    }
+}

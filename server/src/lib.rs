@@ -1,0 +1,22 @@
+//! chatcap's reference Persistent Chat server, modelled on Lync Server 2013 Persistent Chat.
+//!
+//! # Layout
+//! - [`protocol`]: the client protocol (JSON over WebSocket) and the session protocol
+//!   (binary frames between front ends and chat servers). Shared with the load generator.
+//! - [`model`]: plain domain data (users, categories, rooms, roles, the directory).
+//! - [`store`]: SQLite / PostgreSQL storage and the group committer; the only SQL.
+//! - [`chat`]: the chat core (hub, rooms, rights, operations, fan-out) and its link listener.
+//! - [`frontend`]: the front end: WebSockets, sign-in, rate limits, `/metrics`.
+//! - [`auth`]: HMAC bearer tokens.
+//! - [`provision`]: users, categories, rooms and memberships from a population spec,
+//!   including the Lync 2013 capacity model.
+//! - [`config`] and [`serve`]: settings, and starting/stopping a single box.
+
+pub mod auth;
+pub mod chat;
+pub mod config;
+pub mod frontend;
+pub mod model;
+pub mod protocol;
+pub mod serve;
+pub mod store;

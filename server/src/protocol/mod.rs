@@ -1,0 +1,16 @@
+//! The wire protocols, in one place that the server and the load generator both use.
+//!
+//! - [`client`]: what a client sends over its WebSocket (one JSON object per text frame).
+//! - [`reply`]: what the server sends back: replies, typed errors and pushes.
+//! - [`session`]: the compact binary frames that multiplex many user sessions over one
+//!   front end ↔ chat server connection (port 5041).
+//!
+//! This module only describes bytes; it must not touch sockets, storage or chat state.
+//! `docs/PROTOCOL.md` documents every message for client authors.
+
+pub mod client;
+pub mod reply;
+pub mod session;
+
+pub use client::{Op, Request, RoomKind, RoomPatch, Privacy, RoleName, CategorySpec, CategoryPatch, RoomSpec};
+pub use reply::{ErrorCode, Message, Push, RoomInfo, UserInfo, WireError};

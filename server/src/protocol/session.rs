@@ -1,0 +1,243 @@
+//! The session protocol between front ends and a chat server (port 5041).
+//!
+//! One TCP connection (a *link*) carries many user sessions. Each frame is length-delimited
+//! (u32 big-endian length, then the body); the body starts with a one-byte kind:
+//!
+//! | kind | direction | body after the kind byte |
+//! |---|---|---|
+//! | 1 `Hello` | FE → chat | u16 version, UTF-8 front-end name |
+//! | 2 `Open` | FE → chat | u64 session, i64 user id |
+//! | 3 `Request` | FE → chat | u64 session, the client's JSON request, verbatim |
+//! | 4 `Close` | FE → chat | u64 session |
+//! | 5 `Send` | chat → FE | u64 session, one JSON text frame for that session |
+//! | 6 `Fanout` | chat → FE | u32 n, n × u64 sessions, one JSON text frame for all of them |
+//! | 7 `Kick` | chat → FE | u64 session, UTF-8 reason: the chat server ended the session |
+//!
+//! The front end authenticates the user before `Open`; the chat server trusts the link.
+//! A push to many sessions of one front end crosses the link once (`Fanout`) and is
+//! serialised once. All integers are big-endian.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// Version spoken by this build; `Hello` with another version is refused.
+pub const VERSION: u16 = 1;
+
+/// Largest frame accepted on a link (a fan-out to every session of a large room fits).
+pub const MAX_FRAME: usize = 8 * 1024 * 1024;
+
+/// One frame of the session protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// First frame of a link: protocol version and the front end's name.
+    Hello {
+        /// Protocol version.
+        version: u16,
+        /// Front-end name, for logs.
+        name: String,
+    },
+    /// A user session starts on this link.
+    Open {
+        /// Session id, unique on the link.
+        session: u64,
+        /// The authenticated user.
+        user: i64,
+    },
+    /// A client request for a session, as the client sent it.
+    Request {
+        /// Session id.
+        session: u64,
+        /// The JSON text.
+        json: Bytes,
+    },
+    /// The session ended on the front end (client gone).
+    Close {
+        /// Session id.
+        session: u64,
+    },
+    /// One text frame for one session.
+    Send {
+        /// Session id.
+        session: u64,
+        /// The JSON text.
+        json: Bytes,
+    },
+    /// One text frame for many sessions of this link.
+    Fanout {
+        /// Session ids.
+        sessions: Vec<u64>,
+        /// The JSON text.
+        json: Bytes,
+    },
+    /// The chat server ended a session.
+    Kick {
+        /// Session id.
+        session: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A frame that could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// The body is shorter than its kind requires.
+    #[error("session frame truncated ({kind})")]
+    Truncated {
+        /// The frame kind byte.
+        kind: u8,
+    },
+    /// The kind byte is not one of the table's.
+    #[error("unknown session frame kind {0}")]
+    UnknownKind(u8),
+    /// A text field is not UTF-8.
+    #[error("session frame text is not UTF-8")]
+    NotUtf8,
+    /// The frame is empty.
+    #[error("empty session frame")]
+    Empty,
+}
+
+impl Frame {
+    /// Append the body (without the length prefix) to `out`.
+    pub fn encode(&self, out: &mut BytesMut) {
+        match self {
+            Frame::Hello { version, name } => {
+                out.put_u8(1);
+                out.put_u16(*version);
+                out.put_slice(name.as_bytes());
+            }
+            Frame::Open { session, user } => {
+                out.put_u8(2);
+                out.put_u64(*session);
+                out.put_i64(*user);
+            }
+            Frame::Request { session, json } => {
+                out.put_u8(3);
+                out.put_u64(*session);
+                out.put_slice(json);
+            }
+            Frame::Close { session } => {
+                out.put_u8(4);
+                out.put_u64(*session);
+            }
+            Frame::Send { session, json } => {
+                out.put_u8(5);
+                out.put_u64(*session);
+                out.put_slice(json);
+            }
+            Frame::Fanout { sessions, json } => {
+                out.put_u8(6);
+                // A link never carries 2^32 sessions: the descriptor limit caps it far lower.
+                out.put_u32(sessions.len() as u32);
+                for s in sessions {
+                    out.put_u64(*s);
+                }
+                out.put_slice(json);
+            }
+            Frame::Kick { session, reason } => {
+                out.put_u8(7);
+                out.put_u64(*session);
+                out.put_slice(reason.as_bytes());
+            }
+        }
+    }
+
+    /// The body as bytes (without the length prefix).
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::new();
+        self.encode(&mut out);
+        out.freeze()
+    }
+
+    /// Decode one body (without the length prefix).
+    pub fn decode(mut body: Bytes) -> Result<Frame, FrameError> {
+        if body.is_empty() {
+            return Err(FrameError::Empty);
+        }
+        let kind = body.get_u8();
+        let need = |body: &Bytes, n: usize| {
+            if body.remaining() < n {
+                Err(FrameError::Truncated { kind })
+            } else {
+                Ok(())
+            }
+        };
+        let text = |b: Bytes| String::from_utf8(b.to_vec()).map_err(|_| FrameError::NotUtf8);
+        Ok(match kind {
+            1 => {
+                need(&body, 2)?;
+                let version = body.get_u16();
+                Frame::Hello { version, name: text(body)? }
+            }
+            2 => {
+                need(&body, 16)?;
+                Frame::Open { session: body.get_u64(), user: body.get_i64() }
+            }
+            3 => {
+                need(&body, 8)?;
+                Frame::Request { session: body.get_u64(), json: body }
+            }
+            4 => {
+                need(&body, 8)?;
+                Frame::Close { session: body.get_u64() }
+            }
+            5 => {
+                need(&body, 8)?;
+                Frame::Send { session: body.get_u64(), json: body }
+            }
+            6 => {
+                need(&body, 4)?;
+                let n = body.get_u32() as usize;
+                need(&body, n.saturating_mul(8))?;
+                let sessions = (0..n).map(|_| body.get_u64()).collect();
+                Frame::Fanout { sessions, json: body }
+            }
+            7 => {
+                need(&body, 8)?;
+                let session = body.get_u64();
+                Frame::Kick { session, reason: text(body)? }
+            }
+            other => return Err(FrameError::UnknownKind(other)),
+        })
+    }
+}
+
+/// The length-delimited codec every link uses.
+pub fn codec() -> tokio_util::codec::LengthDelimitedCodec {
+    tokio_util::codec::LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME)
+        .new_codec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips() {
+        let frames = [
+            Frame::Hello { version: VERSION, name: "fe-1".into() },
+            Frame::Open { session: 9, user: -3 },
+            Frame::Request { session: 1, json: Bytes::from_static(b"{\"id\":1}") },
+            Frame::Close { session: u64::MAX },
+            Frame::Send { session: 2, json: Bytes::from_static(b"{}") },
+            Frame::Fanout { sessions: vec![1, 2, 3], json: Bytes::from_static(b"{\"a\":1}") },
+            Frame::Kick { session: 4, reason: "slow_consumer".into() },
+        ];
+        for f in frames {
+            assert_eq!(Frame::decode(f.to_bytes()), Ok(f.clone()));
+        }
+    }
+
+    #[test]
+    fn truncated_and_unknown_frames_are_errors() {
+        assert_eq!(Frame::decode(Bytes::new()), Err(FrameError::Empty));
+        assert_eq!(Frame::decode(Bytes::from_static(&[2, 0, 0])), Err(FrameError::Truncated { kind: 2 }));
+        assert_eq!(Frame::decode(Bytes::from_static(&[99])), Err(FrameError::UnknownKind(99)));
+        // A fan-out claiming more sessions than it carries must not allocate or panic.
+        assert_eq!(
+            Frame::decode(Bytes::from_static(&[6, 255, 255, 255, 255])),
+            Err(FrameError::Truncated { kind: 6 })
+        );
+    }
+}

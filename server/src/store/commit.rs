@@ -1,0 +1,158 @@
+//! Group commit: many posts, one transaction, one fsync.
+//!
+//! Posts enter an unbounded queue in the order their rooms numbered them. One task takes
+//! everything queued (up to [`MAX_BATCH`]), stores it in a single transaction, and only then
+//! hands the batch, in order, to the [`CommitSink`] which acknowledges and delivers. While a
+//! commit runs the next batch gathers, so the batch size follows the load: one post at a
+//! time when idle, thousands per fsync under pressure. The queue depth is public so that
+//! callers refuse work ("busy") instead of letting it grow without bound.
+//!
+//! A batch the database refuses is retried, with backoff, until it is stored: numbers are
+//! handed out before the commit, so giving up on a batch would leave gaps. Meanwhile the
+//! queue fills and new posts are refused busy; nothing unstored is ever acknowledged.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, StoreError};
+use crate::protocol::Message;
+
+/// Most posts stored by one transaction.
+pub const MAX_BATCH: usize = 4096;
+
+/// Longest wait between attempts at a batch the database refused.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Receives committed (or failed) batches, in queue order.
+pub trait CommitSink: Send + Sync + 'static {
+    /// What the poster attached to its message (who to acknowledge).
+    type Tag: Send + Sync + 'static;
+    /// The batch is durable (or, for entries not stored, simply next in order).
+    fn committed(&self, batch: Vec<Entry<Self::Tag>>);
+}
+
+/// One queued post.
+#[derive(Debug)]
+pub struct Entry<T> {
+    /// The message, numbered.
+    pub msg: Message,
+    /// Store it (false: the category keeps no history, or a retry; deliver only).
+    pub persist: bool,
+    /// A new message (false: a retry of one numbered before; acknowledge only).
+    pub fresh: bool,
+    /// The poster's tag.
+    pub tag: T,
+}
+
+enum Item<T> {
+    Post(Entry<T>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side of the group committer. Cloning is shallow.
+pub struct Committer<T> {
+    tx: mpsc::UnboundedSender<Item<T>>,
+    depth: Arc<AtomicUsize>,
+}
+
+impl<T> Clone for Committer<T> {
+    fn clone(&self) -> Self {
+        Self { tx: self.tx.clone(), depth: self.depth.clone() }
+    }
+}
+
+impl<T: Send + Sync + 'static> Committer<T> {
+    /// Start the commit task for `store`, reporting to `sink`.
+    pub fn start<S: CommitSink<Tag = T>>(store: Store, sink: Arc<S>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let depth = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(store, sink, rx, depth.clone()));
+        Self { tx, depth }
+    }
+
+    /// Queue a post. Must be called in the room's numbering order (under the room lock).
+    /// Returns the entry back if the committer has stopped.
+    pub fn push(&self, entry: Entry<T>) -> Result<(), Entry<T>> {
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(Item::Post(entry)).map_err(|e| {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            match e.0 {
+                Item::Post(entry) => entry,
+                Item::Flush(_) => unreachable!("only posts are sent here"),
+            }
+        })
+    }
+
+    /// Posts queued or being committed.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Wait until everything queued before this call is committed and handed on.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Item::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn run<S: CommitSink>(store: Store, sink: Arc<S>, mut rx: mpsc::UnboundedReceiver<Item<S::Tag>>, depth: Arc<AtomicUsize>) {
+    let mut batch: Vec<Entry<S::Tag>> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Item::Post(e) => batch.push(e),
+                Item::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let n = batch.len();
+            let taken = std::mem::take(&mut batch);
+            store_batch(&store, &taken).await;
+            metrics::histogram!("chatcap_commit_batch_posts").record(n as f64);
+            sink.committed(taken);
+            depth.fetch_sub(n, Ordering::Relaxed);
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn store_batch<T: Sync>(store: &Store, batch: &[Entry<T>]) {
+    let mut delay = Duration::from_millis(20);
+    loop {
+        match try_store(store, batch).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, posts = batch.len(), "group commit failed; retrying");
+                metrics::counter!("chatcap_commit_failures_total").increment(1);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn try_store<T: Sync>(store: &Store, batch: &[Entry<T>]) -> Result<(), StoreError> {
+    let rows: Vec<&Message> = batch.iter().filter(|e| e.persist && e.fresh).map(|e| &e.msg).collect();
+    store.append_messages(&rows).await?;
+    // Rooms whose category keeps no history still must never reuse a number after a restart.
+    let mut unstored: Vec<(i64, i64)> =
+        batch.iter().filter(|e| !e.persist && e.fresh).map(|e| (e.msg.room, e.msg.seq)).collect();
+    unstored.sort_unstable_by(|a, b| b.cmp(a));
+    unstored.dedup_by_key(|(room, _)| *room);
+    for (room, top) in unstored {
+        store.raise_last_seq(room, top).await?;
+    }
+    Ok(())
+}
