@@ -1,1 +1,9 @@
-//! x
+//! chatcap: the load generator and capacity harness for a Persistent Chat pool, and the
+//! command line of the whole project (the server lives in the `chatcap-server` crate).
+//!
+//! # Layout
+//! - [`cli`]: the command line (`serve`, `user`, `provision`, `bench`, …) and `run(cli)`.
+//! - [`client`]: a WebSocket client of the chat protocol.
+
+pub mod cli;
+pub mod client;

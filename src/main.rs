@@ -1,1 +1,7 @@
-fn main() {}
+//! The `chatcap` binary: parse the command line and hand over to the library.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    chatcap::cli::main(chatcap::cli::Cli::parse())
+}

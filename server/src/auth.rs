@@ -67,11 +67,17 @@ impl TokenKey {
     pub fn verify(&self, token: &str, now: i64) -> Result<i64, TokenError> {
         let (payload, sig) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
         let mut parts = payload.split('.');
-        let (Some("v1"), Some(user), Some(expires), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some("v1"), Some(user), Some(expires), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(TokenError::Invalid);
         };
-        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Invalid)?;
-        self.mac(payload).verify_slice(&sig).map_err(|_| TokenError::Invalid)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| TokenError::Invalid)?;
+        self.mac(payload)
+            .verify_slice(&sig)
+            .map_err(|_| TokenError::Invalid)?;
         let user: i64 = user.parse().map_err(|_| TokenError::Invalid)?;
         let expires: i64 = expires.parse().map_err(|_| TokenError::Invalid)?;
         if expires <= now {
@@ -98,7 +104,10 @@ mod tests {
         assert_eq!(key.verify(&t, 1000), Err(TokenError::Expired));
         let forged = t.replace("v1.42.", "v1.43.");
         assert_eq!(key.verify(&forged, 0), Err(TokenError::Invalid));
-        assert_eq!(TokenKey::new(b"other".to_vec()).verify(&t, 0), Err(TokenError::Invalid));
+        assert_eq!(
+            TokenKey::new(b"other".to_vec()).verify(&t, 0),
+            Err(TokenError::Invalid)
+        );
         assert_eq!(key.verify("garbage", 0), Err(TokenError::Invalid));
         assert_eq!(key.verify("v1.1.2.3.!!", 0), Err(TokenError::Invalid));
     }

@@ -112,7 +112,9 @@ impl Default for ServeConfig {
 impl ServeConfig {
     /// The content database URL in effect.
     pub fn database_url(&self) -> String {
-        self.database.clone().unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("content.db").display()))
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("content.db").display()))
     }
 
     /// The compliance database URL in effect.
@@ -129,7 +131,10 @@ impl ServeConfig {
     /// Check ranges; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=500).contains(&self.chat.history) {
-            return Err(format!("chat.history must be 1–500, not {}", self.chat.history));
+            return Err(format!(
+                "chat.history must be 1–500, not {}",
+                self.chat.history
+            ));
         }
         if self.chat.max_post_bytes == 0 {
             return Err("chat.max_post_bytes must be above 0".into());
@@ -138,7 +143,9 @@ impl ServeConfig {
             return Err("front.session_queue must be above 0".into());
         }
         if self.front.rate_per_sec <= 0.0 || self.front.rate_burst < 1.0 {
-            return Err("front.rate_per_sec must be above 0 and front.rate_burst at least 1".into());
+            return Err(
+                "front.rate_per_sec must be above 0 and front.rate_burst at least 1".into(),
+            );
         }
         Ok(())
     }

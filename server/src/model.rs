@@ -191,7 +191,11 @@ pub struct Directory {
 impl Directory {
     /// A user's roles in a room.
     pub fn roles_of(&self, room: i64, user: i64) -> Roles {
-        self.roles.get(&room).and_then(|m| m.get(&user)).copied().unwrap_or_default()
+        self.roles
+            .get(&room)
+            .and_then(|m| m.get(&user))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Set or clear one role, keeping `user_rooms` in step.

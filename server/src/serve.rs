@@ -69,42 +69,80 @@ pub struct Running {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 /// Open a database, naming it in the error.
 pub async fn open_store(url: &str, schema: Schema) -> Result<Store, StartError> {
-    Store::open(url, schema).await.map_err(|source| StartError::Store { url: url.to_string(), source })
+    Store::open(url, schema)
+        .await
+        .map_err(|source| StartError::Store {
+            url: url.to_string(),
+            source,
+        })
 }
 
 /// Start a single box as configured.
 pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     cfg.validate().map_err(StartError::Config)?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|source| StartError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        source,
+    })?;
     let content = open_store(&cfg.database_url(), Schema::Content).await?;
     let compliance = open_store(&cfg.compliance_url(), Schema::Compliance).await?;
     let tokens = TokenKey::load(&content)
         .await
-        .map_err(|source| StartError::Store { url: cfg.database_url(), source })?;
+        .map_err(|source| StartError::Store {
+            url: cfg.database_url(),
+            source,
+        })?;
     let hub = Hub::start(cfg.chat.clone(), content)
         .await
-        .map_err(|source| StartError::Store { url: cfg.database_url(), source })?;
+        .map_err(|source| StartError::Store {
+            url: cfg.database_url(),
+            source,
+        })?;
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let chat_listener = bind(cfg.chat_listen).await?;
-    let chat_addr = chat_listener.local_addr().map_err(|source| StartError::Bind { addr: cfg.chat_listen, source })?;
-    tasks.spawn(crate::chat::link::serve(hub.clone(), chat_listener, shutdown.clone()));
+    let chat_addr = chat_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: cfg.chat_listen,
+            source,
+        })?;
+    tasks.spawn(crate::chat::link::serve(
+        hub.clone(),
+        chat_listener,
+        shutdown.clone(),
+    ));
 
-    let front = Arc::new(FrontEnd::new(format!("fe@{}", cfg.listen), cfg.front.clone(), tokens.clone()));
-    tasks.spawn(crate::frontend::link::supervise(front.clone(), chat_addr, shutdown.clone()));
+    let front = Arc::new(FrontEnd::new(
+        format!("fe@{}", cfg.listen),
+        cfg.front.clone(),
+        tokens.clone(),
+    ));
+    tasks.spawn(crate::frontend::link::supervise(
+        front.clone(),
+        chat_addr,
+        shutdown.clone(),
+    ));
     let http_listener = bind(cfg.listen).await?;
-    let http_addr = http_listener.local_addr().map_err(|source| StartError::Bind { addr: cfg.listen, source })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
     let app = crate::frontend::http::router(front.clone());
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(http_listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+        let served = axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
         if let Err(e) = served.await {
             tracing::error!(error = %e, "HTTP server failed");
         }
@@ -114,13 +152,23 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     while !front.is_linked() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(Running { http_addr, chat_addr, hub, front, tokens, compliance, shutdown, tasks })
+    Ok(Running {
+        http_addr,
+        chat_addr,
+        hub,
+        front,
+        tokens,
+        compliance,
+        shutdown,
+        tasks,
+    })
 }
 
 impl Running {
     /// A token for `user`, valid for `ttl`.
     pub fn token(&self, user: i64, ttl: Duration) -> String {
-        self.tokens.issue(user, crate::auth::unix_now() + ttl.as_secs() as i64)
+        self.tokens
+            .issue(user, crate::auth::unix_now() + ttl.as_secs() as i64)
     }
 
     /// Stop: close listeners and connections, commit what is queued, close the databases.
@@ -128,7 +176,10 @@ impl Running {
         self.front.link_lost_shutdown();
         self.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not close within 10 s");
         }
         self.hub.flush().await;

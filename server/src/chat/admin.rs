@@ -16,17 +16,25 @@ use crate::store::StoreError;
 
 fn store_err(e: StoreError) -> WireError {
     match e {
-        StoreError::Conflict(what) => WireError::new(ErrorCode::Conflict, format!("{what} name already taken")),
+        StoreError::Conflict(what) => {
+            WireError::new(ErrorCode::Conflict, format!("{what} name already taken"))
+        }
         other => {
             tracing::error!(error = %other, "storage failure");
-            WireError::new(ErrorCode::Internal, "storage unavailable; nothing was changed")
+            WireError::new(
+                ErrorCode::Internal,
+                "storage unavailable; nothing was changed",
+            )
         }
     }
 }
 
 fn check_name(name: &str) -> Result<(), WireError> {
     if name.trim().is_empty() || name.len() > 256 {
-        return Err(WireError::new(ErrorCode::InvalidArgument, "a name must be 1–256 bytes and not blank"));
+        return Err(WireError::new(
+            ErrorCode::InvalidArgument,
+            "a name must be 1–256 bytes and not blank",
+        ));
     }
     Ok(())
 }
@@ -35,19 +43,29 @@ impl Hub {
     fn check_users(&self, ids: &[i64]) -> Result<(), WireError> {
         let dir = self.dir();
         match ids.iter().find(|id| !dir.users.contains_key(id)) {
-            Some(id) => Err(WireError::new(ErrorCode::UserNotFound, format!("user {id} not found"))),
+            Some(id) => Err(WireError::new(
+                ErrorCode::UserNotFound,
+                format!("user {id} not found"),
+            )),
             None => Ok(()),
         }
     }
 
     /// Management and administration requests.
-    pub(super) async fn dispatch_admin(self: &Arc<Self>, _key: SessionKey, user: &User, req: &Request) -> Result<String, WireError> {
+    pub(super) async fn dispatch_admin(
+        self: &Arc<Self>,
+        _key: SessionKey,
+        user: &User,
+        req: &Request,
+    ) -> Result<String, WireError> {
         let id = req.id;
         match &req.op {
             Op::CreateCategory(spec) => {
                 rights::admin_only(user, "create categories")?;
                 check_name(&spec.name)?;
-                self.check_users(&[spec.allowed.as_slice(), &spec.denied, &spec.creators].concat())?;
+                self.check_users(
+                    &[spec.allowed.as_slice(), &spec.denied, &spec.creators].concat(),
+                )?;
                 let mut cat = Category {
                     id: 0,
                     name: spec.name.clone(),
@@ -66,24 +84,55 @@ impl Hub {
             }
             Op::UpdateCategory { category, patch } => {
                 rights::admin_only(user, "change categories")?;
-                let mut cat = self.dir().categories.get(category).cloned().ok_or_else(|| {
-                    WireError::new(ErrorCode::CategoryNotFound, format!("category {category} not found"))
-                })?;
-                for list in [&patch.allowed, &patch.denied, &patch.creators].into_iter().flatten() {
+                let mut cat = self
+                    .dir()
+                    .categories
+                    .get(category)
+                    .cloned()
+                    .ok_or_else(|| {
+                        WireError::new(
+                            ErrorCode::CategoryNotFound,
+                            format!("category {category} not found"),
+                        )
+                    })?;
+                for list in [&patch.allowed, &patch.denied, &patch.creators]
+                    .into_iter()
+                    .flatten()
+                {
                     self.check_users(list)?;
                 }
-                if let Some(v) = patch.allow_everyone { cat.allow_everyone = v; }
-                if let Some(v) = &patch.allowed { cat.allowed = v.clone(); }
-                if let Some(v) = &patch.denied { cat.denied = v.clone(); }
-                if let Some(v) = &patch.creators { cat.creators = v.clone(); }
-                if let Some(v) = patch.invitations { cat.invitations = v; }
-                if let Some(v) = patch.file_upload { cat.file_upload = v; }
-                if let Some(v) = patch.history { cat.history = v; }
+                if let Some(v) = patch.allow_everyone {
+                    cat.allow_everyone = v;
+                }
+                if let Some(v) = &patch.allowed {
+                    cat.allowed = v.clone();
+                }
+                if let Some(v) = &patch.denied {
+                    cat.denied = v.clone();
+                }
+                if let Some(v) = &patch.creators {
+                    cat.creators = v.clone();
+                }
+                if let Some(v) = patch.invitations {
+                    cat.invitations = v;
+                }
+                if let Some(v) = patch.file_upload {
+                    cat.file_upload = v;
+                }
+                if let Some(v) = patch.history {
+                    cat.history = v;
+                }
                 self.store.update_category(&cat).await.map_err(store_err)?;
                 let cat_id = cat.id;
                 self.dir_mut().categories.insert(cat.id, cat);
                 // A new ethical wall or a narrower allowed list removes people from rooms now.
-                let rooms: Vec<i64> = self.dir().rooms.values().filter(|r| r.category == cat_id).map(|r| r.id).collect();
+                let rooms: Vec<i64> = self
+                    .dir()
+                    .rooms
+                    .values()
+                    .filter(|r| r.category == cat_id)
+                    .map(|r| r.id)
+                    .collect();
                 for room in rooms {
                     self.evict_unauthorised(room, "removed");
                 }
@@ -107,7 +156,10 @@ impl Hub {
                 room.id = self.store.create_room(&room).await.map_err(store_err)?;
                 // The creator becomes manager (and member) of the new room.
                 for role in [RoleName::Manager, RoleName::Member] {
-                    self.store.set_role(room.id, user.id, role, true).await.map_err(store_err)?;
+                    self.store
+                        .set_role(room.id, user.id, role, true)
+                        .await
+                        .map_err(store_err)?;
                 }
                 let new_id = room.id;
                 let mut dir = self.dir_mut();
@@ -118,13 +170,28 @@ impl Hub {
             }
             Op::UpdateRoom { room, patch } => {
                 let mut r = rights::manageable(&self.dir(), user, *room)?.clone();
-                if let Some(v) = &patch.name { check_name(v)?; r.name = v.clone(); }
-                if let Some(v) = &patch.description { r.description = v.clone(); }
-                if let Some(v) = patch.kind { r.kind = v; }
-                if let Some(v) = patch.privacy { r.privacy = v; }
-                if let Some(v) = patch.disabled { r.disabled = v; }
-                if let Some(v) = &patch.addin_url { r.addin_url = Some(v.clone()).filter(|u| !u.is_empty()); }
-                if let Some(v) = patch.invitations { r.invitations = v; }
+                if let Some(v) = &patch.name {
+                    check_name(v)?;
+                    r.name = v.clone();
+                }
+                if let Some(v) = &patch.description {
+                    r.description = v.clone();
+                }
+                if let Some(v) = patch.kind {
+                    r.kind = v;
+                }
+                if let Some(v) = patch.privacy {
+                    r.privacy = v;
+                }
+                if let Some(v) = patch.disabled {
+                    r.disabled = v;
+                }
+                if let Some(v) = &patch.addin_url {
+                    r.addin_url = Some(v.clone()).filter(|u| !u.is_empty());
+                }
+                if let Some(v) = patch.invitations {
+                    r.invitations = v;
+                }
                 self.store.update_room(&r).await.map_err(store_err)?;
                 let disabled = r.disabled;
                 self.dir_mut().put_room(r);
@@ -136,10 +203,18 @@ impl Hub {
                 }
                 Ok(reply_json(id, &Changed { changed: 1 }))
             }
-            Op::SetRole { room, user: target, role, grant } => {
+            Op::SetRole {
+                room,
+                user: target,
+                role,
+                grant,
+            } => {
                 rights::manageable(&self.dir(), user, *room)?;
                 self.check_users(&[*target])?;
-                self.store.set_role(*room, *target, *role, *grant).await.map_err(store_err)?;
+                self.store
+                    .set_role(*room, *target, *role, *grant)
+                    .await
+                    .map_err(store_err)?;
                 self.dir_mut().set_role(*room, *target, *role, *grant);
                 if !grant {
                     self.evict_unauthorised(*room, "removed");
@@ -149,7 +224,10 @@ impl Hub {
             Op::DeleteRoom { room } => {
                 rights::admin_only(user, "delete rooms")?;
                 if !self.dir().rooms.contains_key(room) {
-                    return Err(WireError::new(ErrorCode::RoomNotFound, format!("room {room} not found")));
+                    return Err(WireError::new(
+                        ErrorCode::RoomNotFound,
+                        format!("room {room} not found"),
+                    ));
                 }
                 self.flush().await;
                 self.store.delete_room(*room).await.map_err(store_err)?;
@@ -161,23 +239,47 @@ impl Hub {
             Op::ClearHistory { room, before_us } => {
                 rights::admin_only(user, "clear history")?;
                 if !self.dir().rooms.contains_key(room) {
-                    return Err(WireError::new(ErrorCode::RoomNotFound, format!("room {room} not found")));
+                    return Err(WireError::new(
+                        ErrorCode::RoomNotFound,
+                        format!("room {room} not found"),
+                    ));
                 }
                 let live = self.loaded_room(*room).await?;
                 // Numbering must never restart, even when every message is deleted.
                 self.flush().await;
                 let top = live.hot().last_committed;
-                self.store.raise_last_seq(*room, top).await.map_err(store_err)?;
-                let n = self.store.clear_history(*room, *before_us).await.map_err(store_err)?;
+                self.store
+                    .raise_last_seq(*room, top)
+                    .await
+                    .map_err(store_err)?;
+                let n = self
+                    .store
+                    .clear_history(*room, *before_us)
+                    .await
+                    .map_err(store_err)?;
                 let mut hot = live.hot();
                 hot.cache.retain(|m| m.posted_at_us >= *before_us);
-                self.push_to_room(&hot, &Push::HistoryCleared { room: *room, before_us: *before_us }, None);
+                self.push_to_room(
+                    &hot,
+                    &Push::HistoryCleared {
+                        room: *room,
+                        before_us: *before_us,
+                    },
+                    None,
+                );
                 Ok(reply_json(id, &Changed { changed: n }))
             }
-            Op::RemoveMessage { room, seq, replacement } => {
+            Op::RemoveMessage {
+                room,
+                seq,
+                replacement,
+            } => {
                 rights::admin_only(user, "remove messages")?;
                 if !self.dir().rooms.contains_key(room) {
-                    return Err(WireError::new(ErrorCode::RoomNotFound, format!("room {room} not found")));
+                    return Err(WireError::new(
+                        ErrorCode::RoomNotFound,
+                        format!("room {room} not found"),
+                    ));
                 }
                 let live = self.loaded_room(*room).await?;
                 self.flush().await;
@@ -185,18 +287,38 @@ impl Hub {
                     Some(t) => (t.clone(), false),
                     None => (String::new(), true),
                 };
-                if !self.store.edit_message(*room, *seq, &text, removed).await.map_err(store_err)? {
-                    return Err(WireError::new(ErrorCode::MessageNotFound, format!("no message {seq} in room {room}")));
+                if !self
+                    .store
+                    .edit_message(*room, *seq, &text, removed)
+                    .await
+                    .map_err(store_err)?
+                {
+                    return Err(WireError::new(
+                        ErrorCode::MessageNotFound,
+                        format!("no message {seq} in room {room}"),
+                    ));
                 }
                 let mut hot = live.hot();
                 for m in hot.cache.iter_mut().filter(|m| m.seq == *seq) {
                     m.text = text.clone();
                     m.removed = removed;
                 }
-                self.push_to_room(&hot, &Push::MessageChanged { room: *room, seq: *seq, text, removed }, None);
+                self.push_to_room(
+                    &hot,
+                    &Push::MessageChanged {
+                        room: *room,
+                        seq: *seq,
+                        text,
+                        removed,
+                    },
+                    None,
+                );
                 Ok(reply_json(id, &Changed { changed: 1 }))
             }
-            other => Err(WireError::new(ErrorCode::Internal, format!("{} is not handled here", other.name()))),
+            other => Err(WireError::new(
+                ErrorCode::Internal,
+                format!("{} is not handled here", other.name()),
+            )),
         }
     }
 
@@ -205,7 +327,9 @@ impl Hub {
         let live = self.room(room);
         let hot = live.hot();
         let dir = self.dir();
-        let Some(r) = dir.rooms.get(&room) else { return };
+        let Some(r) = dir.rooms.get(&room) else {
+            return;
+        };
         for (key, user) in hot.present.iter() {
             let push = Push::RoomChanged(room_info(&dir, r, *user));
             self.send(*key, crate::protocol::reply::push_json(&push));
@@ -230,8 +354,12 @@ impl Hub {
 
     fn evict_where(&self, room: i64, reason: &str, out: impl Fn(&Hub, i64) -> bool) {
         let live = self.room(room);
-        let present: Vec<(SessionKey, i64)> = live.hot().present.iter().map(|(k, u)| (*k, *u)).collect();
-        let push = crate::protocol::reply::push_json(&Push::RoomClosed { room, reason: reason.to_string() });
+        let present: Vec<(SessionKey, i64)> =
+            live.hot().present.iter().map(|(k, u)| (*k, *u)).collect();
+        let push = crate::protocol::reply::push_json(&Push::RoomClosed {
+            room,
+            reason: reason.to_string(),
+        });
         for (key, user) in present {
             if out(self, user) {
                 self.session_rooms(key, room, false);

@@ -24,7 +24,12 @@ impl CommitSink for Sink {
     fn committed(&self, batch: Vec<Entry<PostTag>>) {
         let Some(hub) = self.0.upgrade() else { return };
         for e in batch {
-            let ack = Ack { room: e.msg.room, seq: e.msg.seq, posted_at_us: e.msg.posted_at_us, duplicate: e.tag.duplicate };
+            let ack = Ack {
+                room: e.msg.room,
+                seq: e.msg.seq,
+                posted_at_us: e.msg.posted_at_us,
+                duplicate: e.tag.duplicate,
+            };
             if e.fresh {
                 let live = hub.room(e.msg.room);
                 let mut hot = live.hot();
@@ -34,10 +39,17 @@ impl CommitSink for Sink {
                         sessions.pop();
                     }
                     if !sessions.is_empty() {
-                        hub.send_frame(link, Frame::Fanout { sessions, json: json.clone() });
+                        hub.send_frame(
+                            link,
+                            Frame::Fanout {
+                                sessions,
+                                json: json.clone(),
+                            },
+                        );
                     }
                 }
-                metrics::counter!("chatcap_deliveries_total").increment(hot.present.len().saturating_sub(1) as u64);
+                metrics::counter!("chatcap_deliveries_total")
+                    .increment(hot.present.len().saturating_sub(1) as u64);
                 hot.cache_push(e.msg, hub.config.history as usize);
             }
             metrics::counter!("chatcap_posts_acked_total").increment(1);

@@ -42,7 +42,10 @@ async fn run_link(hub: Arc<Hub>, stream: TcpStream, shutdown: CancellationToken)
     let (mut sink, mut source) = Framed::new(stream, codec()).split();
     match source.next().await {
         Some(Ok(body)) => match Frame::decode(body.freeze()) {
-            Ok(Frame::Hello { version: VERSION, name }) => tracing::info!(front_end = %name, "link up"),
+            Ok(Frame::Hello {
+                version: VERSION,
+                name,
+            }) => tracing::info!(front_end = %name, "link up"),
             other => {
                 tracing::warn!(?other, "link refused: first frame must be Hello v{VERSION}");
                 return;
@@ -77,11 +80,17 @@ async fn run_link(hub: Arc<Hub>, stream: TcpStream, shutdown: CancellationToken)
             None => break,
         };
         match Frame::decode(body) {
-            Ok(Frame::Open { session, user }) => hub.open_session(SessionKey { link, session }, user),
+            Ok(Frame::Open { session, user }) => {
+                hub.open_session(SessionKey { link, session }, user)
+            }
             Ok(Frame::Request { session, json }) => hub.handle(SessionKey { link, session }, json),
             Ok(Frame::Close { session }) => hub.close_session(SessionKey { link, session }),
             Ok(other) => {
-                tracing::warn!(link, ?other, "unexpected frame from a front end; closing the link");
+                tracing::warn!(
+                    link,
+                    ?other,
+                    "unexpected frame from a front end; closing the link"
+                );
                 break;
             }
             Err(e) => {

@@ -86,9 +86,16 @@ pub struct Hub {
 
 impl Hub {
     /// Load the directory from `store` and start the group committer.
-    pub async fn start(config: ChatConfig, store: Store) -> Result<Arc<Hub>, crate::store::StoreError> {
+    pub async fn start(
+        config: ChatConfig,
+        store: Store,
+    ) -> Result<Arc<Hub>, crate::store::StoreError> {
         let dir = store.load_directory().await?;
-        tracing::info!(users = dir.users.len(), rooms = dir.rooms.len(), "directory loaded");
+        tracing::info!(
+            users = dir.users.len(),
+            rooms = dir.rooms.len(),
+            "directory loaded"
+        );
         let hub = Arc::new(Hub {
             drop_every: AtomicUsize::new(config.test_drop_every),
             config,
@@ -129,35 +136,59 @@ impl Hub {
 
     /// The live state of a room (created empty on first use; loaded by `ops`).
     pub fn room(&self, id: i64) -> Arc<RoomLive> {
-        if let Some(r) = self.rooms.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        if let Some(r) = self
+            .rooms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
             return r.clone();
         }
         let mut rooms = self.rooms.write().unwrap_or_else(|p| p.into_inner());
-        rooms.entry(id).or_insert_with(|| Arc::new(RoomLive::new(id))).clone()
+        rooms
+            .entry(id)
+            .or_insert_with(|| Arc::new(RoomLive::new(id)))
+            .clone()
     }
 
     /// Forget a room's live state (after deletion).
     fn drop_room(&self, id: i64) -> Option<Arc<RoomLive>> {
-        self.rooms.write().unwrap_or_else(|p| p.into_inner()).remove(&id)
+        self.rooms
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
     }
 
     /// Register a link's outgoing queue; returns the link id.
     pub fn add_link(&self, tx: mpsc::Sender<Frame>) -> u32 {
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
-        self.links.write().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+        self.links
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
         metrics::gauge!("chatcap_links").increment(1.0);
         id
     }
 
     /// Drop a link and every session on it.
     pub fn remove_link(&self, link: u32) {
-        if self.links.write().unwrap_or_else(|p| p.into_inner()).remove(&link).is_none() {
+        if self
+            .links
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&link)
+            .is_none()
+        {
             return;
         }
         metrics::gauge!("chatcap_links").decrement(1.0);
         let keys: Vec<SessionKey> = {
             let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            sessions.keys().filter(|k| k.link == link).copied().collect()
+            sessions
+                .keys()
+                .filter(|k| k.link == link)
+                .copied()
+                .collect()
         };
         for key in keys {
             self.close_session(key);
@@ -167,7 +198,12 @@ impl Hub {
     /// Queue one frame on a link. A link whose queue is full is a front end that stopped
     /// reading: it is dropped (its sessions end) rather than allowed to stall rooms.
     pub fn send_frame(&self, link: u32, frame: Frame) {
-        let tx = self.links.read().unwrap_or_else(|p| p.into_inner()).get(&link).cloned();
+        let tx = self
+            .links
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&link)
+            .cloned();
         if let Some(tx) = tx {
             if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
                 tracing::warn!(link, "link queue full; dropping the link");
@@ -179,7 +215,13 @@ impl Hub {
 
     /// Send one JSON text to one session.
     pub fn send(&self, key: SessionKey, json: impl Into<Bytes>) {
-        self.send_frame(key.link, Frame::Send { session: key.session, json: json.into() });
+        self.send_frame(
+            key.link,
+            Frame::Send {
+                session: key.session,
+                json: json.into(),
+            },
+        );
     }
 
     /// Send an error reply.
@@ -192,21 +234,41 @@ impl Hub {
     pub fn push_to_room(&self, hot: &room::Hot, push: &Push, except: Option<SessionKey>) {
         let json = Bytes::from(push_json(push));
         for (link, sessions) in hot.by_link(except) {
-            self.send_frame(link, Frame::Fanout { sessions, json: json.clone() });
+            self.send_frame(
+                link,
+                Frame::Fanout {
+                    sessions,
+                    json: json.clone(),
+                },
+            );
         }
     }
 
     /// A session opened on a link, for an authenticated user.
     pub fn open_session(&self, key: SessionKey, user: i64) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if sessions.insert(key, Session { user, signed_in: false, rooms: Vec::new() }).is_none() {
+        if sessions
+            .insert(
+                key,
+                Session {
+                    user,
+                    signed_in: false,
+                    rooms: Vec::new(),
+                },
+            )
+            .is_none()
+        {
             metrics::gauge!("chatcap_sessions").increment(1.0);
         }
     }
 
     /// A session ended: leave every room it was in.
     pub fn close_session(&self, key: SessionKey) {
-        let gone = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        let gone = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
         if let Some(s) = gone {
             metrics::gauge!("chatcap_sessions").decrement(1.0);
             for room in s.rooms {
@@ -217,7 +279,10 @@ impl Hub {
 
     /// Sessions currently open.
     pub fn session_count(&self) -> usize {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// The signed-in user of a session.
@@ -263,7 +328,9 @@ impl Hub {
         let req: Request = match serde_json::from_slice(&json) {
             Ok(r) => r,
             Err(e) => {
-                let id = serde_json::from_slice::<RequestHead>(&json).ok().and_then(|h| h.id);
+                let id = serde_json::from_slice::<RequestHead>(&json)
+                    .ok()
+                    .and_then(|h| h.id);
                 return self.send_error(key, id, &parse_error(&json, &e));
             }
         };
@@ -271,7 +338,14 @@ impl Hub {
         if let Op::SignIn { .. } = req.op {
             return self.sign_in(key, req.id);
         }
-        if matches!(req.op, Op::Post { .. } | Op::Part { .. } | Op::Ping | Op::Participants { .. } | Op::RoomInfo { .. }) {
+        if matches!(
+            req.op,
+            Op::Post { .. }
+                | Op::Part { .. }
+                | Op::Ping
+                | Op::Participants { .. }
+                | Op::RoomInfo { .. }
+        ) {
             if let Some(result) = self.dispatch_inline(key, &req) {
                 self.finish(key, req.id, result);
             }
@@ -279,7 +353,11 @@ impl Hub {
         }
         if self.in_flight.load(Ordering::Relaxed) >= self.config.max_in_flight {
             metrics::counter!("chatcap_busy_total").increment(1);
-            return self.send_error(key, Some(req.id), &WireError::new(ErrorCode::Busy, "server too busy; retry later"));
+            return self.send_error(
+                key,
+                Some(req.id),
+                &WireError::new(ErrorCode::Busy, "server too busy; retry later"),
+            );
         }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let hub = self.clone();
@@ -302,7 +380,10 @@ impl Hub {
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             match sessions.get_mut(&key) {
                 None => Err(WireError::new(ErrorCode::NotSignedIn, "no such session")),
-                Some(s) if s.signed_in => Err(WireError::new(ErrorCode::AlreadySignedIn, "this connection is signed in already")),
+                Some(s) if s.signed_in => Err(WireError::new(
+                    ErrorCode::AlreadySignedIn,
+                    "this connection is signed in already",
+                )),
                 Some(s) => {
                     s.signed_in = true;
                     Ok(s.user)
@@ -311,11 +392,18 @@ impl Hub {
         };
         let result = outcome.and_then(|user| {
             let dir = self.dir();
-            let u = dir.users.get(&user).ok_or_else(|| WireError::new(ErrorCode::InvalidToken, "unknown user"))?;
+            let u = dir
+                .users
+                .get(&user)
+                .ok_or_else(|| WireError::new(ErrorCode::InvalidToken, "unknown user"))?;
             Ok(crate::protocol::reply::reply_json(
                 id,
                 &crate::protocol::reply::SignedIn {
-                    user: crate::protocol::UserInfo { id: u.id, name: u.name.clone(), admin: u.admin },
+                    user: crate::protocol::UserInfo {
+                        id: u.id,
+                        name: u.name.clone(),
+                        admin: u.admin,
+                    },
                     server_time_us: crate::model::now_us(),
                 },
             ))
@@ -325,7 +413,13 @@ impl Hub {
             Err(e) => {
                 self.send_error(key, Some(id), &e);
                 if e.code == ErrorCode::InvalidToken {
-                    self.send_frame(key.link, Frame::Kick { session: key.session, reason: "invalid_token".into() });
+                    self.send_frame(
+                        key.link,
+                        Frame::Kick {
+                            session: key.session,
+                            reason: "invalid_token".into(),
+                        },
+                    );
                     self.close_session(key);
                 }
             }
@@ -347,9 +441,12 @@ impl Hub {
 /// Turn a JSON error into the protocol's error: unknown type, or bad request.
 fn parse_error(json: &[u8], e: &serde_json::Error) -> WireError {
     match serde_json::from_slice::<RequestHead>(json) {
-        Ok(RequestHead { kind: Some(kind), .. }) if !crate::protocol::client::KNOWN_TYPES.contains(&kind.as_str()) => {
-            WireError::new(ErrorCode::UnknownType, format!("unknown request type {kind:?}"))
-        }
+        Ok(RequestHead {
+            kind: Some(kind), ..
+        }) if !crate::protocol::client::KNOWN_TYPES.contains(&kind.as_str()) => WireError::new(
+            ErrorCode::UnknownType,
+            format!("unknown request type {kind:?}"),
+        ),
         _ => WireError::new(ErrorCode::BadRequest, format!("malformed request: {e}")),
     }
 }

@@ -19,7 +19,10 @@ pub const MAX_HISTORY: u32 = 500;
 
 fn internal(e: impl std::fmt::Display) -> WireError {
     tracing::error!(error = %e, "storage failure");
-    WireError::new(ErrorCode::Internal, "storage unavailable; nothing was changed")
+    WireError::new(
+        ErrorCode::Internal,
+        "storage unavailable; nothing was changed",
+    )
 }
 
 /// A room's info as seen by `user`.
@@ -41,45 +44,82 @@ pub fn room_info(dir: &crate::model::Directory, r: &crate::model::Room, user: i6
 impl Hub {
     /// Operations that never wait: run in the link's reader, in arrival order.
     /// `None` means the reply will come later (posts).
-    pub(super) fn dispatch_inline(&self, key: SessionKey, req: &Request) -> Option<Result<String, WireError>> {
+    pub(super) fn dispatch_inline(
+        &self,
+        key: SessionKey,
+        req: &Request,
+    ) -> Option<Result<String, WireError>> {
         let user = match self.session_user(key) {
             Ok(u) => u,
             Err(e) => return Some(Err(e)),
         };
         Some(match &req.op {
-            Op::Ping => Ok(reply_json(req.id, &Pong { server_time_us: now_us() })),
-            Op::Part { room } => self.part(key, *room).map(|()| reply_json(req.id, &serde_json::json!({}))),
-            Op::Participants { room } => self.participants(&user, *room).map(|p| reply_json(req.id, &p)),
+            Op::Ping => Ok(reply_json(
+                req.id,
+                &Pong {
+                    server_time_us: now_us(),
+                },
+            )),
+            Op::Part { room } => self
+                .part(key, *room)
+                .map(|()| reply_json(req.id, &serde_json::json!({}))),
+            Op::Participants { room } => self
+                .participants(&user, *room)
+                .map(|p| reply_json(req.id, &p)),
             Op::RoomInfo { room } => {
                 let dir = self.dir();
-                rights::visible(&dir, &user, *room).map(|r| reply_json(req.id, &room_info(&dir, r, user.id)))
+                rights::visible(&dir, &user, *room)
+                    .map(|r| reply_json(req.id, &room_info(&dir, r, user.id)))
             }
-            Op::Post { room, text, client_msg_id, sent_at_us } => {
-                return match self.post(key, &user, req.id, *room, text, client_msg_id, *sent_at_us) {
+            Op::Post {
+                room,
+                text,
+                client_msg_id,
+                sent_at_us,
+            } => {
+                return match self.post(key, &user, req.id, *room, text, client_msg_id, *sent_at_us)
+                {
                     Ok(()) => None,
                     Err(e) => Some(Err(e)),
                 }
             }
-            other => Err(WireError::new(ErrorCode::Internal, format!("{} is not an inline operation", other.name()))),
+            other => Err(WireError::new(
+                ErrorCode::Internal,
+                format!("{} is not an inline operation", other.name()),
+            )),
         })
     }
 
     /// Operations that may wait on the database: run in their own task.
-    pub(super) async fn dispatch_async(self: &Arc<Self>, key: SessionKey, req: &Request) -> Result<String, WireError> {
+    pub(super) async fn dispatch_async(
+        self: &Arc<Self>,
+        key: SessionKey,
+        req: &Request,
+    ) -> Result<String, WireError> {
         let user = self.session_user(key)?;
         let id = req.id;
         match &req.op {
             Op::Join { room, history } => {
                 let n = self.history_count(*history)?;
-                self.join(key, &user, *room, n).await.map(|j| reply_json(id, &j))
+                self.join(key, &user, *room, n)
+                    .await
+                    .map(|j| reply_json(id, &j))
             }
             Op::Bjoin { rooms, history } => {
                 let n = self.history_count(*history)?;
                 let ids = match rooms {
                     Some(ids) => ids.clone(),
-                    None => self.dir().user_rooms.get(&user.id).cloned().unwrap_or_default(),
+                    None => self
+                        .dir()
+                        .user_rooms
+                        .get(&user.id)
+                        .cloned()
+                        .unwrap_or_default(),
                 };
-                let mut out = BjoinResult { joined: Vec::new(), failed: Vec::new() };
+                let mut out = BjoinResult {
+                    joined: Vec::new(),
+                    failed: Vec::new(),
+                };
                 for room in ids {
                     match self.join(key, &user, room, n).await {
                         Ok(j) => out.joined.push(j),
@@ -88,25 +128,56 @@ impl Hub {
                 }
                 Ok(reply_json(id, &out))
             }
-            Op::History { room, after_seq, limit } => {
+            Op::History {
+                room,
+                after_seq,
+                limit,
+            } => {
                 let limit = limit.unwrap_or(100).min(MAX_HISTORY);
                 rights::readable(&self.dir(), &user, *room)?;
-                let messages = self.store.messages_after(*room, after_seq.unwrap_or(0), limit).await.map_err(internal)?;
+                let messages = self
+                    .store
+                    .messages_after(*room, after_seq.unwrap_or(0), limit)
+                    .await
+                    .map_err(internal)?;
                 Ok(reply_json(id, &Messages { messages }))
             }
-            Op::Search { text, phrase, author, from_us, to_us, rooms, limit } => {
+            Op::Search {
+                text,
+                phrase,
+                author,
+                from_us,
+                to_us,
+                rooms,
+                limit,
+            } => {
                 let q = SearchQuery {
-                    words: text.as_deref().unwrap_or("").split_whitespace().map(str::to_lowercase).collect(),
-                    phrase: phrase.as_ref().map(|p| p.to_lowercase()).filter(|p| !p.is_empty()),
+                    words: text
+                        .as_deref()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .map(str::to_lowercase)
+                        .collect(),
+                    phrase: phrase
+                        .as_ref()
+                        .map(|p| p.to_lowercase())
+                        .filter(|p| !p.is_empty()),
                     author: *author,
                     from_us: *from_us,
                     to_us: *to_us,
                     rooms: rooms.clone(),
                 };
                 let limit = limit.unwrap_or(50).clamp(1, MAX_HISTORY) as usize;
-                self.search(&user, q, limit).await.map(|messages| reply_json(id, &Messages { messages }))
+                self.search(&user, q, limit)
+                    .await
+                    .map(|messages| reply_json(id, &Messages { messages }))
             }
-            Op::ListRooms { query, category, mine, limit } => {
+            Op::ListRooms {
+                query,
+                category,
+                mine,
+                limit,
+            } => {
                 let limit = limit.unwrap_or(100).clamp(1, 1000) as usize;
                 let needle = query.as_ref().map(|q| q.to_lowercase());
                 let dir = self.dir();
@@ -114,7 +185,11 @@ impl Hub {
                     .rooms
                     .values()
                     .filter(|r| category.is_none_or(|c| r.category == c))
-                    .filter(|r| needle.as_ref().is_none_or(|n| r.name.to_lowercase().contains(n.as_str())))
+                    .filter(|r| {
+                        needle
+                            .as_ref()
+                            .is_none_or(|n| r.name.to_lowercase().contains(n.as_str()))
+                    })
                     .filter(|r| !mine.unwrap_or(false) || dir.roles_of(r.id, user.id).any())
                     .filter(|r| rights::visible(&dir, &user, r.id).is_ok())
                     .map(|r| room_info(&dir, r, user.id))
@@ -129,9 +204,10 @@ impl Hub {
 
     fn history_count(&self, asked: Option<u32>) -> Result<u32, WireError> {
         match asked {
-            Some(n) if n > MAX_HISTORY => {
-                Err(WireError::new(ErrorCode::InvalidArgument, format!("history {n} is above {MAX_HISTORY}")))
-            }
+            Some(n) if n > MAX_HISTORY => Err(WireError::new(
+                ErrorCode::InvalidArgument,
+                format!("history {n} is above {MAX_HISTORY}"),
+            )),
             Some(n) => Ok(n),
             None => Ok(self.config.history),
         }
@@ -155,17 +231,28 @@ impl Hub {
         Ok(live)
     }
 
-    async fn join(&self, key: SessionKey, user: &User, room: i64, n: u32) -> Result<Joined, WireError> {
+    async fn join(
+        &self,
+        key: SessionKey,
+        user: &User,
+        room: i64,
+        n: u32,
+    ) -> Result<Joined, WireError> {
         rights::readable(&self.dir(), user, room)?;
         let live = self.loaded_room(room).await?;
         // Older history than the cache holds comes from the database, read before taking
         // the lock; the cache then supplies anything committed meanwhile.
         let older = {
             let hot = live.hot();
-            (n as usize > hot.cache.len() && hot.cache.front().is_some_and(|m| m.seq > 1)).then_some(())
+            (n as usize > hot.cache.len() && hot.cache.front().is_some_and(|m| m.seq > 1))
+                .then_some(())
         };
         let mut messages = match older {
-            Some(()) => self.store.recent_messages(room, n).await.map_err(internal)?,
+            Some(()) => self
+                .store
+                .recent_messages(room, n)
+                .await
+                .map_err(internal)?,
             None => Vec::new(),
         };
         let dir = self.dir();
@@ -180,17 +267,32 @@ impl Hub {
         let last_seq = hot.last_committed;
         let first = hot.enter(key, user.id);
         if first && hot.users.len() <= self.config.participant_update_limit {
-            self.push_to_room(&hot, &Push::Roster { room, user: user.id, present: true }, Some(key));
+            self.push_to_room(
+                &hot,
+                &Push::Roster {
+                    room,
+                    user: user.id,
+                    present: true,
+                },
+                Some(key),
+            );
         }
         drop(hot);
         drop(dir);
         self.session_rooms(key, room, true);
-        Ok(Joined { room: info, messages, last_seq })
+        Ok(Joined {
+            room: info,
+            messages,
+            last_seq,
+        })
     }
 
     fn part(&self, key: SessionKey, room: i64) -> Result<(), WireError> {
         if !self.session_in(key, room) {
-            return Err(WireError::new(ErrorCode::NotJoined, format!("not in room {room}")));
+            return Err(WireError::new(
+                ErrorCode::NotJoined,
+                format!("not in room {room}"),
+            ));
         }
         self.session_rooms(key, room, false);
         self.leave_room(key, room);
@@ -203,7 +305,15 @@ impl Hub {
         let mut hot = live.hot();
         if let Some(user) = hot.leave(key) {
             if hot.users.len() < self.config.participant_update_limit {
-                self.push_to_room(&hot, &Push::Roster { room, user, present: false }, None);
+                self.push_to_room(
+                    &hot,
+                    &Push::Roster {
+                        room,
+                        user,
+                        present: false,
+                    },
+                    None,
+                );
             }
         }
     }
@@ -222,14 +332,24 @@ impl Hub {
         if text.len() > self.config.max_post_bytes {
             return Err(WireError::new(
                 ErrorCode::TooLarge,
-                format!("post of {} bytes is above the limit of {}", text.len(), self.config.max_post_bytes),
+                format!(
+                    "post of {} bytes is above the limit of {}",
+                    text.len(),
+                    self.config.max_post_bytes
+                ),
             ));
         }
         if client_msg_id.is_empty() || client_msg_id.len() > 128 {
-            return Err(WireError::new(ErrorCode::InvalidArgument, "client_msg_id must be 1–128 bytes"));
+            return Err(WireError::new(
+                ErrorCode::InvalidArgument,
+                "client_msg_id must be 1–128 bytes",
+            ));
         }
         if !self.session_in(key, room) {
-            return Err(WireError::new(ErrorCode::NotJoined, format!("join room {room} before posting")));
+            return Err(WireError::new(
+                ErrorCode::NotJoined,
+                format!("join room {room} before posting"),
+            ));
         }
         let persist = {
             let dir = self.dir();
@@ -239,7 +359,10 @@ impl Hub {
         };
         if self.committer().depth() >= self.config.max_pending_posts {
             metrics::counter!("chatcap_busy_total").increment(1);
-            return Err(WireError::new(ErrorCode::Busy, "server too busy; retry later"));
+            return Err(WireError::new(
+                ErrorCode::Busy,
+                "server too busy; retry later",
+            ));
         }
         let live = self.room(room);
         let mut hot = live.hot();
@@ -256,19 +379,35 @@ impl Hub {
             room,
             seq,
             author: user.id,
-            text: if duplicate { String::new() } else { text.to_string() },
+            text: if duplicate {
+                String::new()
+            } else {
+                text.to_string()
+            },
             client_msg_id: client_msg_id.to_string(),
             posted_at_us: now_us(),
             sent_at_us,
             removed: false,
         };
-        let entry = Entry { msg, persist: persist && !duplicate, fresh: !duplicate, tag: PostTag { key, request, duplicate } };
+        let entry = Entry {
+            msg,
+            persist: persist && !duplicate,
+            fresh: !duplicate,
+            tag: PostTag {
+                key,
+                request,
+                duplicate,
+            },
+        };
         // Queued under the room lock: the committer sees this room's posts in seq order.
         if self.committer().push(entry).is_err() {
             if !duplicate {
                 hot.next_seq -= 1;
             }
-            return Err(WireError::new(ErrorCode::Internal, "the server is shutting down"));
+            return Err(WireError::new(
+                ErrorCode::Internal,
+                "the server is shutting down",
+            ));
         }
         Ok(())
     }
@@ -284,7 +423,11 @@ impl Hub {
         let mut users: Vec<UserInfo> = ids
             .into_iter()
             .filter_map(|id| dir.users.get(&id))
-            .map(|u| UserInfo { id: u.id, name: u.name.clone(), admin: u.admin })
+            .map(|u| UserInfo {
+                id: u.id,
+                name: u.name.clone(),
+                admin: u.admin,
+            })
             .collect();
         users.sort_by_key(|u| u.id);
         Ok(Participants { room, users })
@@ -292,7 +435,12 @@ impl Hub {
 
     /// Search newest first, page by page, keeping only messages of rooms `user` may read,
     /// until `limit` results or a scan budget is reached.
-    async fn search(&self, user: &User, q: SearchQuery, limit: usize) -> Result<Vec<Message>, WireError> {
+    async fn search(
+        &self,
+        user: &User,
+        q: SearchQuery,
+        limit: usize,
+    ) -> Result<Vec<Message>, WireError> {
         const PAGE: u32 = 500;
         const MAX_PAGES: usize = 20;
         if let Some(rooms) = &q.rooms {
@@ -304,12 +452,19 @@ impl Hub {
         let mut found = Vec::new();
         let mut cursor = None;
         for _ in 0..MAX_PAGES {
-            let page = self.store.search_page(&q, cursor, PAGE).await.map_err(internal)?;
+            let page = self
+                .store
+                .search_page(&q, cursor, PAGE)
+                .await
+                .map_err(internal)?;
             let full = page.len() == PAGE as usize;
             cursor = page.last().map(|m| (m.posted_at_us, m.room, m.seq));
             {
                 let dir = self.dir();
-                found.extend(page.into_iter().filter(|m| rights::readable(&dir, user, m.room).is_ok()));
+                found.extend(
+                    page.into_iter()
+                        .filter(|m| rights::readable(&dir, user, m.room).is_ok()),
+                );
             }
             if found.len() >= limit || !full {
                 break;

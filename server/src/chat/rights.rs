@@ -30,9 +30,15 @@ pub fn visible<'d>(dir: &'d Directory, user: &User, room: i64) -> Result<&'d Roo
     if user.admin {
         return Ok(r);
     }
-    let cat = dir.categories.get(&r.category).ok_or_else(|| not_found(room))?;
+    let cat = dir
+        .categories
+        .get(&r.category)
+        .ok_or_else(|| not_found(room))?;
     let member = dir.roles_of(room, user.id).any();
-    if !category_admits(cat, user.id) || (r.privacy == Privacy::Secret && !member) || (r.disabled && !member) {
+    if !category_admits(cat, user.id)
+        || (r.privacy == Privacy::Secret && !member)
+        || (r.disabled && !member)
+    {
         return Err(not_found(room));
     }
     Ok(r)
@@ -41,24 +47,39 @@ pub fn visible<'d>(dir: &'d Directory, user: &User, room: i64) -> Result<&'d Roo
 /// The room, if `user` may join it and read its messages.
 pub fn readable<'d>(dir: &'d Directory, user: &User, room: i64) -> Result<&'d Room, WireError> {
     let r = visible(dir, user, room)?;
-    let cat = dir.categories.get(&r.category).ok_or_else(|| not_found(room))?;
+    let cat = dir
+        .categories
+        .get(&r.category)
+        .ok_or_else(|| not_found(room))?;
     // The ethical wall binds administrators too: they manage the room but cannot read it.
     if cat.denied.contains(&user.id) {
         return Err(not_found(room));
     }
     if r.disabled {
-        return Err(WireError::new(ErrorCode::RoomDisabled, format!("room {room} is disabled")));
+        return Err(WireError::new(
+            ErrorCode::RoomDisabled,
+            format!("room {room} is disabled"),
+        ));
     }
     if user.admin || r.privacy == Privacy::Open || dir.roles_of(room, user.id).any() {
         return Ok(r);
     }
-    Err(WireError::new(ErrorCode::Forbidden, format!("only members may join room {room}")))
+    Err(WireError::new(
+        ErrorCode::Forbidden,
+        format!("only members may join room {room}"),
+    ))
 }
 
 /// `user` may post in the room (given they may read it).
 pub fn may_post(dir: &Directory, user: &User, room: &Room) -> Result<(), WireError> {
-    if room.kind == RoomKind::Auditorium && !user.admin && !dir.roles_of(room.id, user.id).has(RoleName::Presenter) {
-        return Err(WireError::new(ErrorCode::Forbidden, format!("only presenters post in auditorium {}", room.id)));
+    if room.kind == RoomKind::Auditorium
+        && !user.admin
+        && !dir.roles_of(room.id, user.id).has(RoleName::Presenter)
+    {
+        return Err(WireError::new(
+            ErrorCode::Forbidden,
+            format!("only presenters post in auditorium {}", room.id),
+        ));
     }
     Ok(())
 }
@@ -70,19 +91,27 @@ pub fn manageable<'d>(dir: &'d Directory, user: &User, room: i64) -> Result<&'d 
         return Ok(r);
     }
     visible(dir, user, room)?;
-    Err(WireError::new(ErrorCode::Forbidden, format!("only managers may change room {room}")))
+    Err(WireError::new(
+        ErrorCode::Forbidden,
+        format!("only managers may change room {room}"),
+    ))
 }
 
 /// `user` may create rooms in the category.
 pub fn may_create_in(dir: &Directory, user: &User, category: i64) -> Result<(), WireError> {
-    let cat = dir
-        .categories
-        .get(&category)
-        .ok_or_else(|| WireError::new(ErrorCode::CategoryNotFound, format!("category {category} not found")))?;
+    let cat = dir.categories.get(&category).ok_or_else(|| {
+        WireError::new(
+            ErrorCode::CategoryNotFound,
+            format!("category {category} not found"),
+        )
+    })?;
     if user.admin || (cat.creators.contains(&user.id) && category_admits(cat, user.id)) {
         return Ok(());
     }
-    Err(WireError::new(ErrorCode::Forbidden, format!("not a creator in category {category}")))
+    Err(WireError::new(
+        ErrorCode::Forbidden,
+        format!("not a creator in category {category}"),
+    ))
 }
 
 /// `user` is an administrator.
@@ -90,7 +119,10 @@ pub fn admin_only(user: &User, what: &str) -> Result<(), WireError> {
     if user.admin {
         Ok(())
     } else {
-        Err(WireError::new(ErrorCode::Forbidden, format!("only administrators may {what}")))
+        Err(WireError::new(
+            ErrorCode::Forbidden,
+            format!("only administrators may {what}"),
+        ))
     }
 }
 
@@ -101,7 +133,15 @@ mod tests {
 
     fn dir(privacy: Privacy, kind: RoomKind) -> Directory {
         let mut d = Directory::default();
-        d.categories.insert(1, Category { id: 1, allow_everyone: true, denied: vec![9], ..Default::default() });
+        d.categories.insert(
+            1,
+            Category {
+                id: 1,
+                allow_everyone: true,
+                denied: vec![9],
+                ..Default::default()
+            },
+        );
         d.put_room(Room {
             id: 5,
             name: "r".into(),
@@ -121,13 +161,20 @@ mod tests {
     }
 
     fn user(id: i64) -> User {
-        User { id, name: format!("u{id}"), admin: false }
+        User {
+            id,
+            name: format!("u{id}"),
+            admin: false,
+        }
     }
 
     #[test]
     fn secret_rooms_do_not_exist_for_outsiders() {
         let d = dir(Privacy::Secret, RoomKind::Normal);
-        assert_eq!(readable(&d, &user(4), 5).unwrap_err().code, ErrorCode::RoomNotFound);
+        assert_eq!(
+            readable(&d, &user(4), 5).unwrap_err().code,
+            ErrorCode::RoomNotFound
+        );
         assert!(readable(&d, &user(2), 5).is_ok());
     }
 
@@ -135,13 +182,19 @@ mod tests {
     fn closed_rooms_are_found_but_not_joined_by_outsiders() {
         let d = dir(Privacy::Closed, RoomKind::Normal);
         assert!(visible(&d, &user(4), 5).is_ok());
-        assert_eq!(readable(&d, &user(4), 5).unwrap_err().code, ErrorCode::Forbidden);
+        assert_eq!(
+            readable(&d, &user(4), 5).unwrap_err().code,
+            ErrorCode::Forbidden
+        );
     }
 
     #[test]
     fn the_ethical_wall_beats_membership() {
         let d = dir(Privacy::Open, RoomKind::Normal);
-        assert_eq!(readable(&d, &user(9), 5).unwrap_err().code, ErrorCode::RoomNotFound);
+        assert_eq!(
+            readable(&d, &user(9), 5).unwrap_err().code,
+            ErrorCode::RoomNotFound
+        );
     }
 
     #[test]

@@ -46,7 +46,9 @@ impl Hot {
     /// The seq of an earlier post with the same author and client id, if remembered.
     pub fn seen(&self, author: i64, client_msg_id: &str) -> Option<i64> {
         // Allocation-free lookup would need a borrowed key type; retries are rare enough.
-        self.dedupe.get(&(author, client_msg_id.to_string())).copied()
+        self.dedupe
+            .get(&(author, client_msg_id.to_string()))
+            .copied()
     }
 
     /// Remember a post's client id, forgetting the oldest beyond `window`.
@@ -115,7 +117,11 @@ impl Hot {
 impl RoomLive {
     /// A room not yet loaded.
     pub fn new(id: i64) -> Self {
-        Self { id, loaded: OnceCell::new(), hot: Mutex::new(Hot::default()) }
+        Self {
+            id,
+            loaded: OnceCell::new(),
+            hot: Mutex::new(Hot::default()),
+        }
     }
 
     /// Lock the hot state. A panic while holding it cannot leave it half-changed in a way
@@ -126,7 +132,12 @@ impl RoomLive {
 
     /// Run `load` once (reading recent history), then seed the hot state with its result:
     /// the messages (oldest first) and the highest number ever used.
-    pub async fn ensure_loaded<F, Fut, E>(&self, cache_cap: usize, window: usize, load: F) -> Result<(), E>
+    pub async fn ensure_loaded<F, Fut, E>(
+        &self,
+        cache_cap: usize,
+        window: usize,
+        load: F,
+    ) -> Result<(), E>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<(Vec<Message>, i64), E>>,

@@ -17,7 +17,9 @@ static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// The process-wide Prometheus recorder (installed on first use; `None` if another
 /// recorder was installed first).
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
-    PROMETHEUS.get_or_init(|| PrometheusBuilder::new().install_recorder().ok()).as_ref()
+    PROMETHEUS
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .as_ref()
 }
 
 /// The front end's routes.
@@ -43,14 +45,26 @@ async fn upgrade(State(fe): State<Arc<FrontEnd>>, ws: WebSocketUpgrade) -> Respo
 async fn metrics_text() -> Response {
     match prometheus() {
         Some(h) => h.render().into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable").into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable",
+        )
+            .into_response(),
     }
 }
 
 async fn health(State(fe): State<Arc<FrontEnd>>) -> Response {
     if fe.is_linked() {
-        (StatusCode::OK, format!("ok sessions={}\n", fe.session_count())).into_response()
+        (
+            StatusCode::OK,
+            format!("ok sessions={}\n", fe.session_count()),
+        )
+            .into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no link to the chat server\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no link to the chat server\n",
+        )
+            .into_response()
     }
 }

@@ -45,7 +45,10 @@ pub async fn supervise(fe: Arc<FrontEnd>, addr: SocketAddr, shutdown: Cancellati
 async fn run(fe: &Arc<FrontEnd>, stream: TcpStream, shutdown: &CancellationToken) {
     let _ = stream.set_nodelay(true);
     let (mut sink, mut source) = Framed::new(stream, codec()).split();
-    let hello = Frame::Hello { version: VERSION, name: fe.name.clone() };
+    let hello = Frame::Hello {
+        version: VERSION,
+        name: fe.name.clone(),
+    };
     if sink.send(hello.to_bytes()).await.is_err() {
         return;
     }
@@ -69,7 +72,10 @@ async fn run(fe: &Arc<FrontEnd>, stream: TcpStream, shutdown: &CancellationToken
                 Ok(Frame::Fanout { sessions, json }) => fe.deliver(&sessions, json),
                 Ok(Frame::Kick { session, reason }) => fe.kick(session, &reason),
                 other => {
-                    tracing::warn!(?other, "unexpected frame from the chat server; reconnecting");
+                    tracing::warn!(
+                        ?other,
+                        "unexpected frame from the chat server; reconnecting"
+                    );
                     break;
                 }
             }

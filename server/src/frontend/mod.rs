@@ -75,14 +75,29 @@ impl FrontEnd {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.config.session_queue);
         let (kick_tx, kick_rx) = oneshot::channel();
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(id, SessionHandle { tx, kick: Some(kick_tx) });
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                id,
+                SessionHandle {
+                    tx,
+                    kick: Some(kick_tx),
+                },
+            );
         metrics::gauge!("chatcap_frontend_sessions").increment(1.0);
         (id, rx, kick_rx)
     }
 
     /// Forget a session (its socket task is ending).
     fn unregister(&self, id: u64) {
-        if self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&id).is_some() {
+        if self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .is_some()
+        {
             metrics::gauge!("chatcap_frontend_sessions").decrement(1.0);
         }
     }
@@ -113,7 +128,12 @@ impl FrontEnd {
 
     /// End a session with a reason (its socket task sends `bye` and closes).
     fn kick(&self, id: u64, reason: &str) {
-        let kick = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id).and_then(|s| s.kick.take());
+        let kick = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&id)
+            .and_then(|s| s.kick.take());
         if let Some(k) = kick {
             let _ = k.send(reason.to_string());
         }
@@ -128,7 +148,13 @@ impl FrontEnd {
 
     /// The link dropped: every session ends.
     fn link_lost(&self) {
-        let ids: Vec<u64> = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+        let ids: Vec<u64> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
         for id in ids {
             self.kick(id, "link_lost");
         }
@@ -136,7 +162,13 @@ impl FrontEnd {
 
     /// The process is stopping: every session ends with reason `shutdown`.
     pub fn link_lost_shutdown(&self) {
-        let ids: Vec<u64> = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+        let ids: Vec<u64> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
         for id in ids {
             self.kick(id, "shutdown");
         }
@@ -144,6 +176,9 @@ impl FrontEnd {
 
     /// Sessions connected now.
     pub fn session_count(&self) -> usize {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }

@@ -50,18 +50,24 @@ async fn send_text(ws: &mut WebSocket, text: String) -> bool {
 }
 
 async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason.to_string()) };
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason.to_string()),
+    };
     let _ = ws.send(WsMessage::Close(Some(frame))).await;
 }
 
 fn request_id(text: &str) -> Option<u64> {
-    serde_json::from_str::<RequestHead>(text).ok().and_then(|h| h.id)
+    serde_json::from_str::<RequestHead>(text)
+        .ok()
+        .and_then(|h| h.id)
 }
 
 /// Wait for a valid `sign_in`; returns (user, the request's JSON) or None when the
 /// connection is to end.
 async fn sign_in(fe: &FrontEnd, ws: &mut WebSocket) -> Option<(i64, Bytes)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(fe.config.sign_in_timeout_secs);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(fe.config.sign_in_timeout_secs);
     loop {
         let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
             Err(_) => {
@@ -75,7 +81,10 @@ async fn sign_in(fe: &FrontEnd, ws: &mut WebSocket) -> Option<(i64, Bytes)> {
             WsMessage::Text(t) => t,
             WsMessage::Close(_) => return None,
             WsMessage::Binary(_) => {
-                let e = WireError::new(ErrorCode::BadRequest, "binary frames are not part of the protocol");
+                let e = WireError::new(
+                    ErrorCode::BadRequest,
+                    "binary frames are not part of the protocol",
+                );
                 send_text(ws, error_json(None, &e)).await;
                 continue;
             }
@@ -102,7 +111,11 @@ async fn sign_in(fe: &FrontEnd, ws: &mut WebSocket) -> Option<(i64, Bytes)> {
                     TokenError::Expired => ErrorCode::TokenExpired,
                 };
                 metrics::counter!("chatcap_errors_total", "code" => code.as_str()).increment(1);
-                send_text(ws, error_json(Some(req.id), &WireError::new(code, e.to_string()))).await;
+                send_text(
+                    ws,
+                    error_json(Some(req.id), &WireError::new(code, e.to_string())),
+                )
+                .await;
                 close(ws, 1008, code.as_str()).await;
                 return None;
             }
@@ -112,18 +125,40 @@ async fn sign_in(fe: &FrontEnd, ws: &mut WebSocket) -> Option<(i64, Bytes)> {
 
 /// Serve one client connection to its end.
 pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
-    let Some((user, sign_in_json)) = sign_in(&fe, &mut ws).await else { return };
+    let Some((user, sign_in_json)) = sign_in(&fe, &mut ws).await else {
+        return;
+    };
     let Some(uplink) = fe.uplink() else {
         let e = WireError::new(ErrorCode::Busy, "no chat server reachable; retry later");
-        send_text(&mut ws, error_json(request_id(std::str::from_utf8(&sign_in_json).unwrap_or("")), &e)).await;
+        send_text(
+            &mut ws,
+            error_json(
+                request_id(std::str::from_utf8(&sign_in_json).unwrap_or("")),
+                &e,
+            ),
+        )
+        .await;
         close(&mut ws, 1013, "try again later").await;
         return;
     };
     let (session, mut rx, mut kick) = fe.register();
     let opened = uplink.send(Frame::Open { session, user }).await.is_ok()
-        && uplink.send(Frame::Request { session, json: sign_in_json }).await.is_ok();
-    let mut bucket = Bucket { tokens: fe.config.rate_burst, last: Instant::now() };
-    let mut reason = if opened { None } else { Some("link_lost".to_string()) };
+        && uplink
+            .send(Frame::Request {
+                session,
+                json: sign_in_json,
+            })
+            .await
+            .is_ok();
+    let mut bucket = Bucket {
+        tokens: fe.config.rate_burst,
+        last: Instant::now(),
+    };
+    let mut reason = if opened {
+        None
+    } else {
+        Some("link_lost".to_string())
+    };
     while reason.is_none() {
         tokio::select! {
             incoming = ws.recv() => {
@@ -172,7 +207,13 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
     fe.unregister(session);
     let _ = uplink.try_send(Frame::Close { session });
     if let Some(why) = reason {
-        let _ = send_text(&mut ws, push_json(&Push::Bye { reason: why.clone() })).await;
+        let _ = send_text(
+            &mut ws,
+            push_json(&Push::Bye {
+                reason: why.clone(),
+            }),
+        )
+        .await;
         close(&mut ws, if why == "shutdown" { 1001 } else { 1008 }, &why).await;
     }
 }

@@ -327,9 +327,25 @@ pub struct RequestHead {
 
 /// Every `type` value the server understands.
 pub const KNOWN_TYPES: &[&str] = &[
-    "sign_in", "ping", "join", "bjoin", "part", "post", "history", "search", "participants",
-    "list_rooms", "room_info", "create_category", "update_category", "create_room",
-    "update_room", "set_role", "delete_room", "clear_history", "remove_message",
+    "sign_in",
+    "ping",
+    "join",
+    "bjoin",
+    "part",
+    "post",
+    "history",
+    "search",
+    "participants",
+    "list_rooms",
+    "room_info",
+    "create_category",
+    "update_category",
+    "create_room",
+    "update_room",
+    "set_role",
+    "delete_room",
+    "clear_history",
+    "remove_message",
 ];
 
 #[cfg(test)]
@@ -338,24 +354,27 @@ mod tests {
 
     #[test]
     fn post_round_trips_through_json() {
-        let text = r#"{"id":7,"type":"post","room":3,"text":"hi","client_msg_id":"a1","sent_at_us":5}"#;
+        let text =
+            r#"{"id":7,"type":"post","room":3,"text":"hi","client_msg_id":"a1","sent_at_us":5}"#;
         let req: Request = serde_json::from_str(text).expect("parses");
         assert_eq!(req.id, 7);
         assert_eq!(
             req.op,
-            Op::Post { room: 3, text: "hi".into(), client_msg_id: "a1".into(), sent_at_us: Some(5) }
+            Op::Post {
+                room: 3,
+                text: "hi".into(),
+                client_msg_id: "a1".into(),
+                sent_at_us: Some(5)
+            }
         );
-        let back: Request = serde_json::from_str(&serde_json::to_string(&req).expect("ser")).expect("de");
+        let back: Request =
+            serde_json::from_str(&serde_json::to_string(&req).expect("ser")).expect("de");
         assert_eq!(back, req);
     }
 
     #[test]
     fn known_types_cover_every_op_name() {
-        let ops = [
-            Op::Ping,
-            Op::Part { room: 1 },
-            Op::DeleteRoom { room: 1 },
-        ];
+        let ops = [Op::Ping, Op::Part { room: 1 }, Op::DeleteRoom { room: 1 }];
         for op in ops {
             assert!(KNOWN_TYPES.contains(&op.name()));
         }

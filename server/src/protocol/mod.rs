@@ -12,5 +12,7 @@ pub mod client;
 pub mod reply;
 pub mod session;
 
-pub use client::{Op, Request, RoomKind, RoomPatch, Privacy, RoleName, CategorySpec, CategoryPatch, RoomSpec};
+pub use client::{
+    CategoryPatch, CategorySpec, Op, Privacy, Request, RoleName, RoomKind, RoomPatch, RoomSpec,
+};
 pub use reply::{ErrorCode, Message, Push, RoomInfo, UserInfo, WireError};

@@ -93,7 +93,10 @@ pub struct WireError {
 impl WireError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -354,11 +357,18 @@ impl ServerMsg {
         Ok(match head.kind.as_str() {
             "reply" => {
                 let r: ReplyBody = serde_json::from_str(text)?;
-                ServerMsg::Reply { id: r.id, result: r.result }
+                ServerMsg::Reply {
+                    id: r.id,
+                    result: r.result,
+                }
             }
             "error" => {
                 let e: ErrorBody = serde_json::from_str(text)?;
-                ServerMsg::Error { id: e.id, code: e.code, message: e.message }
+                ServerMsg::Error {
+                    id: e.id,
+                    code: e.code,
+                    message: e.message,
+                }
             }
             _ => ServerMsg::Push(serde_json::from_str(text)?),
         })
@@ -375,7 +385,12 @@ pub fn reply_json<T: Serialize>(id: u64, result: &T) -> String {
         result: &'a T,
     }
     // Serialising plain data structs into a String cannot fail.
-    serde_json::to_string(&Reply { kind: "reply", id, result }).unwrap_or_default()
+    serde_json::to_string(&Reply {
+        kind: "reply",
+        id,
+        result,
+    })
+    .unwrap_or_default()
 }
 
 /// Serialise an error reply.

@@ -167,35 +167,55 @@ impl Frame {
             1 => {
                 need(&body, 2)?;
                 let version = body.get_u16();
-                Frame::Hello { version, name: text(body)? }
+                Frame::Hello {
+                    version,
+                    name: text(body)?,
+                }
             }
             2 => {
                 need(&body, 16)?;
-                Frame::Open { session: body.get_u64(), user: body.get_i64() }
+                Frame::Open {
+                    session: body.get_u64(),
+                    user: body.get_i64(),
+                }
             }
             3 => {
                 need(&body, 8)?;
-                Frame::Request { session: body.get_u64(), json: body }
+                Frame::Request {
+                    session: body.get_u64(),
+                    json: body,
+                }
             }
             4 => {
                 need(&body, 8)?;
-                Frame::Close { session: body.get_u64() }
+                Frame::Close {
+                    session: body.get_u64(),
+                }
             }
             5 => {
                 need(&body, 8)?;
-                Frame::Send { session: body.get_u64(), json: body }
+                Frame::Send {
+                    session: body.get_u64(),
+                    json: body,
+                }
             }
             6 => {
                 need(&body, 4)?;
                 let n = body.get_u32() as usize;
                 need(&body, n.saturating_mul(8))?;
                 let sessions = (0..n).map(|_| body.get_u64()).collect();
-                Frame::Fanout { sessions, json: body }
+                Frame::Fanout {
+                    sessions,
+                    json: body,
+                }
             }
             7 => {
                 need(&body, 8)?;
                 let session = body.get_u64();
-                Frame::Kick { session, reason: text(body)? }
+                Frame::Kick {
+                    session,
+                    reason: text(body)?,
+                }
             }
             other => return Err(FrameError::UnknownKind(other)),
         })
@@ -216,13 +236,31 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let frames = [
-            Frame::Hello { version: VERSION, name: "fe-1".into() },
-            Frame::Open { session: 9, user: -3 },
-            Frame::Request { session: 1, json: Bytes::from_static(b"{\"id\":1}") },
+            Frame::Hello {
+                version: VERSION,
+                name: "fe-1".into(),
+            },
+            Frame::Open {
+                session: 9,
+                user: -3,
+            },
+            Frame::Request {
+                session: 1,
+                json: Bytes::from_static(b"{\"id\":1}"),
+            },
             Frame::Close { session: u64::MAX },
-            Frame::Send { session: 2, json: Bytes::from_static(b"{}") },
-            Frame::Fanout { sessions: vec![1, 2, 3], json: Bytes::from_static(b"{\"a\":1}") },
-            Frame::Kick { session: 4, reason: "slow_consumer".into() },
+            Frame::Send {
+                session: 2,
+                json: Bytes::from_static(b"{}"),
+            },
+            Frame::Fanout {
+                sessions: vec![1, 2, 3],
+                json: Bytes::from_static(b"{\"a\":1}"),
+            },
+            Frame::Kick {
+                session: 4,
+                reason: "slow_consumer".into(),
+            },
         ];
         for f in frames {
             assert_eq!(Frame::decode(f.to_bytes()), Ok(f.clone()));
@@ -232,8 +270,14 @@ mod tests {
     #[test]
     fn truncated_and_unknown_frames_are_errors() {
         assert_eq!(Frame::decode(Bytes::new()), Err(FrameError::Empty));
-        assert_eq!(Frame::decode(Bytes::from_static(&[2, 0, 0])), Err(FrameError::Truncated { kind: 2 }));
-        assert_eq!(Frame::decode(Bytes::from_static(&[99])), Err(FrameError::UnknownKind(99)));
+        assert_eq!(
+            Frame::decode(Bytes::from_static(&[2, 0, 0])),
+            Err(FrameError::Truncated { kind: 2 })
+        );
+        assert_eq!(
+            Frame::decode(Bytes::from_static(&[99])),
+            Err(FrameError::UnknownKind(99))
+        );
         // A fan-out claiming more sessions than it carries must not allocate or panic.
         assert_eq!(
             Frame::decode(Bytes::from_static(&[6, 255, 255, 255, 255])),

@@ -60,7 +60,10 @@ pub struct Committer<T> {
 
 impl<T> Clone for Committer<T> {
     fn clone(&self) -> Self {
-        Self { tx: self.tx.clone(), depth: self.depth.clone() }
+        Self {
+            tx: self.tx.clone(),
+            depth: self.depth.clone(),
+        }
     }
 }
 
@@ -100,7 +103,12 @@ impl<T: Send + Sync + 'static> Committer<T> {
     }
 }
 
-async fn run<S: CommitSink>(store: Store, sink: Arc<S>, mut rx: mpsc::UnboundedReceiver<Item<S::Tag>>, depth: Arc<AtomicUsize>) {
+async fn run<S: CommitSink>(
+    store: Store,
+    sink: Arc<S>,
+    mut rx: mpsc::UnboundedReceiver<Item<S::Tag>>,
+    depth: Arc<AtomicUsize>,
+) {
     let mut batch: Vec<Entry<S::Tag>> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -144,11 +152,18 @@ async fn store_batch<T: Sync>(store: &Store, batch: &[Entry<T>]) {
 }
 
 async fn try_store<T: Sync>(store: &Store, batch: &[Entry<T>]) -> Result<(), StoreError> {
-    let rows: Vec<&Message> = batch.iter().filter(|e| e.persist && e.fresh).map(|e| &e.msg).collect();
+    let rows: Vec<&Message> = batch
+        .iter()
+        .filter(|e| e.persist && e.fresh)
+        .map(|e| &e.msg)
+        .collect();
     store.append_messages(&rows).await?;
     // Rooms whose category keeps no history still must never reuse a number after a restart.
-    let mut unstored: Vec<(i64, i64)> =
-        batch.iter().filter(|e| !e.persist && e.fresh).map(|e| (e.msg.room, e.msg.seq)).collect();
+    let mut unstored: Vec<(i64, i64)> = batch
+        .iter()
+        .filter(|e| !e.persist && e.fresh)
+        .map(|e| (e.msg.room, e.msg.seq))
+        .collect();
     unstored.sort_unstable_by(|a, b| b.cmp(a));
     unstored.dedup_by_key(|(room, _)| *room);
     for (room, top) in unstored {

@@ -7,15 +7,26 @@ use sqlx::QueryBuilder;
 
 use super::{conflict_as, on_pool, Result, Store, StoreError};
 use crate::model::{
-    kind_code, kind_from_code, privacy_code, privacy_from_code, role_code, role_from_code, Category,
-    Directory, ListKind, Room, User,
+    kind_code, kind_from_code, privacy_code, privacy_from_code, role_code, role_from_code,
+    Category, Directory, ListKind, Room, User,
 };
 use crate::protocol::RoleName;
 
 /// Rows per multi-row INSERT: below both engines' bind-parameter limits.
 const CHUNK: usize = 2000;
 
-type RoomRow = (i64, String, String, i64, i16, i16, bool, Option<String>, bool, i64);
+type RoomRow = (
+    i64,
+    String,
+    String,
+    i64,
+    i16,
+    i16,
+    bool,
+    Option<String>,
+    bool,
+    i64,
+);
 
 fn room_from_row(r: RoomRow) -> Room {
     Room {
@@ -60,7 +71,15 @@ impl Store {
             sqlx::query_as("SELECT id, name, allow_everyone, invitations, file_upload, history FROM categories")
                 .fetch_all(p).await?);
         for (id, name, allow_everyone, invitations, file_upload, history) in cats {
-            let c = Category { id, name, allow_everyone, invitations, file_upload, history, ..Default::default() };
+            let c = Category {
+                id,
+                name,
+                allow_everyone,
+                invitations,
+                file_upload,
+                history,
+                ..Default::default()
+            };
             dir.categories.insert(id, c);
         }
         let lists: Vec<(i64, i16, i64)> = on_pool!(self, read, p =>
@@ -84,7 +103,8 @@ impl Store {
         let roles: Vec<(i64, i64, i16)> = on_pool!(self, read, p =>
             sqlx::query_as("SELECT room_id, user_id, role FROM room_roles").fetch_all(p).await?);
         for (room, user, code) in roles {
-            let role = role_from_code(code).ok_or_else(|| StoreError::Corrupt(format!("role {code}")))?;
+            let role =
+                role_from_code(code).ok_or_else(|| StoreError::Corrupt(format!("role {code}")))?;
             dir.set_role(room, user, role, true);
         }
         Ok(dir)
@@ -93,8 +113,10 @@ impl Store {
     /// Create one user; returns its id.
     pub async fn create_user(&self, name: &str, admin: bool) -> Result<i64> {
         let sql = "INSERT INTO users (name, admin) VALUES ($1, $2) RETURNING id";
-        Ok(on_pool!(self, write, p => sqlx::query_scalar::<_, i64>(sql).bind(name).bind(admin)
-            .fetch_one(p).await.map_err(conflict_as("user"))?))
+        Ok(
+            on_pool!(self, write, p => sqlx::query_scalar::<_, i64>(sql).bind(name).bind(admin)
+            .fetch_one(p).await.map_err(conflict_as("user"))?),
+        )
     }
 
     /// Look a user up by name.
@@ -124,7 +146,8 @@ impl Store {
 
     /// Create a category with its lists; returns its id.
     pub async fn create_category(&self, c: &Category) -> Result<i64> {
-        let sql = "INSERT INTO categories (name, allow_everyone, invitations, file_upload, history) \
+        let sql =
+            "INSERT INTO categories (name, allow_everyone, invitations, file_upload, history) \
                    VALUES ($1, $2, $3, $4, $5) RETURNING id";
         let id: i64 = on_pool!(self, write, p => sqlx::query_scalar(sql)
             .bind(&c.name).bind(c.allow_everyone).bind(c.invitations).bind(c.file_upload).bind(c.history)
@@ -144,7 +167,11 @@ impl Store {
 
     async fn replace_category_lists(&self, id: i64, c: &Category) -> Result<()> {
         let mut rows: Vec<(i16, i64)> = Vec::new();
-        for (kind, list) in [(ListKind::Allowed, &c.allowed), (ListKind::Denied, &c.denied), (ListKind::Creator, &c.creators)] {
+        for (kind, list) in [
+            (ListKind::Allowed, &c.allowed),
+            (ListKind::Denied, &c.denied),
+            (ListKind::Creator, &c.creators),
+        ] {
             rows.extend(list.iter().map(|u| (kind as i16, *u)));
         }
         rows.sort_unstable();
@@ -255,9 +282,12 @@ impl Store {
     /// Counts of users, rooms and role grants (for provisioning reports).
     pub async fn directory_counts(&self) -> Result<(i64, i64, i64)> {
         let q = |t: &'static str| format!("SELECT COUNT(*) FROM {t}");
-        let users: i64 = on_pool!(self, read, p => sqlx::query_scalar(&q("users")).fetch_one(p).await?);
-        let rooms: i64 = on_pool!(self, read, p => sqlx::query_scalar(&q("rooms")).fetch_one(p).await?);
-        let roles: i64 = on_pool!(self, read, p => sqlx::query_scalar(&q("room_roles")).fetch_one(p).await?);
+        let users: i64 =
+            on_pool!(self, read, p => sqlx::query_scalar(&q("users")).fetch_one(p).await?);
+        let rooms: i64 =
+            on_pool!(self, read, p => sqlx::query_scalar(&q("rooms")).fetch_one(p).await?);
+        let roles: i64 =
+            on_pool!(self, read, p => sqlx::query_scalar(&q("room_roles")).fetch_one(p).await?);
         Ok((users, rooms, roles))
     }
 }

@@ -11,7 +11,8 @@ const CHUNK: usize = 1000;
 
 type MsgRow = (i64, i64, i64, String, String, i64, Option<i64>, bool);
 
-const COLUMNS: &str = "room_id, seq, author_id, client_msg_id, text, posted_at_us, sent_at_us, removed";
+const COLUMNS: &str =
+    "room_id, seq, author_id, client_msg_id, text, posted_at_us, sent_at_us, removed";
 
 fn from_row(r: MsgRow) -> Message {
     Message {
@@ -82,7 +83,8 @@ impl Store {
 
     /// The last `n` messages of a room, oldest first.
     pub async fn recent_messages(&self, room: i64, n: u32) -> Result<Vec<Message>> {
-        let sql = format!("SELECT {COLUMNS} FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2");
+        let sql =
+            format!("SELECT {COLUMNS} FROM messages WHERE room_id = $1 ORDER BY seq DESC LIMIT $2");
         let rows: Vec<MsgRow> = on_pool!(self, read, p =>
             sqlx::query_as(&sql).bind(room).bind(i64::from(n)).fetch_all(p).await?);
         let mut out: Vec<Message> = rows.into_iter().map(from_row).collect();
@@ -92,7 +94,9 @@ impl Store {
 
     /// Messages of a room with seq > `after`, oldest first, at most `limit`.
     pub async fn messages_after(&self, room: i64, after: i64, limit: u32) -> Result<Vec<Message>> {
-        let sql = format!("SELECT {COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        );
         let rows: Vec<MsgRow> = on_pool!(self, read, p =>
             sqlx::query_as(&sql).bind(room).bind(after).bind(i64::from(limit)).fetch_all(p).await?);
         Ok(rows.into_iter().map(from_row).collect())
@@ -101,12 +105,19 @@ impl Store {
     /// The highest stored sequence number of a room (0 when none).
     pub async fn max_seq(&self, room: i64) -> Result<i64> {
         let sql = "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room_id = $1";
-        Ok(on_pool!(self, read, p => sqlx::query_scalar::<_, i64>(sql).bind(room).fetch_one(p).await?))
+        Ok(
+            on_pool!(self, read, p => sqlx::query_scalar::<_, i64>(sql).bind(room).fetch_one(p).await?),
+        )
     }
 
     /// One page of search results, newest first, strictly before `cursor` =
     /// (posted_at_us, room, seq) when given.
-    pub async fn search_page(&self, q: &SearchQuery, cursor: Option<(i64, i64, i64)>, limit: u32) -> Result<Vec<Message>> {
+    pub async fn search_page(
+        &self,
+        q: &SearchQuery,
+        cursor: Option<(i64, i64, i64)>,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
         let rows: Vec<MsgRow> = on_pool!(self, read, p => {
             let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM messages WHERE removed = FALSE"));
             for w in &q.words {
@@ -148,11 +159,19 @@ impl Store {
     /// Delete a room's messages posted before `before_us`; returns how many.
     pub async fn clear_history(&self, room: i64, before_us: i64) -> Result<u64> {
         let sql = "DELETE FROM messages WHERE room_id = $1 AND posted_at_us < $2";
-        Ok(on_pool!(self, write, p => sqlx::query(sql).bind(room).bind(before_us).execute(p).await?.rows_affected()))
+        Ok(
+            on_pool!(self, write, p => sqlx::query(sql).bind(room).bind(before_us).execute(p).await?.rows_affected()),
+        )
     }
 
     /// Replace a message's text, or remove it; returns false when there is no such message.
-    pub async fn edit_message(&self, room: i64, seq: i64, text: &str, removed: bool) -> Result<bool> {
+    pub async fn edit_message(
+        &self,
+        room: i64,
+        seq: i64,
+        text: &str,
+        removed: bool,
+    ) -> Result<bool> {
         let sql = "UPDATE messages SET text = $1, removed = $2 WHERE room_id = $3 AND seq = $4";
         let n = on_pool!(self, write, p =>
             sqlx::query(sql).bind(text).bind(removed).bind(room).bind(seq).execute(p).await?.rows_affected());

@@ -19,7 +19,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +129,10 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl(url.to_string()));
         };
-        let store = Store { backend, url: url.to_string() };
+        let store = Store {
+            backend,
+            url: url.to_string(),
+        };
         store.migrate(schema).await?;
         Ok(store)
     }
@@ -136,8 +141,12 @@ impl Store {
         let mut m = match (&self.backend, schema) {
             (Backend::Sqlite { .. }, Schema::Content) => sqlx::migrate!("migrations/sqlite"),
             (Backend::Postgres(_), Schema::Content) => sqlx::migrate!("migrations/postgres"),
-            (Backend::Sqlite { .. }, Schema::Compliance) => sqlx::migrate!("migrations/compliance-sqlite"),
-            (Backend::Postgres(_), Schema::Compliance) => sqlx::migrate!("migrations/compliance-postgres"),
+            (Backend::Sqlite { .. }, Schema::Compliance) => {
+                sqlx::migrate!("migrations/compliance-sqlite")
+            }
+            (Backend::Postgres(_), Schema::Compliance) => {
+                sqlx::migrate!("migrations/compliance-postgres")
+            }
         };
         // Content and compliance may share one PostgreSQL database: each migrator must
         // tolerate the other's applied versions.
@@ -159,14 +168,18 @@ impl Store {
     /// Read a value of the `meta` table.
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
         let sql = "SELECT value FROM meta WHERE key = $1";
-        Ok(on_pool!(self, read, p => sqlx::query_scalar::<_, String>(sql).bind(key).fetch_optional(p).await?))
+        Ok(
+            on_pool!(self, read, p => sqlx::query_scalar::<_, String>(sql).bind(key).fetch_optional(p).await?),
+        )
     }
 
     /// Set `key` to `value` unless it is set already; return the value that is stored.
     pub async fn meta_init(&self, key: &str, value: &str) -> Result<String> {
         let sql = "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
         on_pool!(self, write, p => sqlx::query(sql).bind(key).bind(value).execute(p).await?.rows_affected());
-        self.meta(key).await?.ok_or_else(|| StoreError::Corrupt(format!("meta {key} vanished")))
+        self.meta(key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("meta {key} vanished")))
     }
 
     /// Bytes the database occupies on disk (SQLite: files; PostgreSQL: `pg_database_size`).
@@ -220,7 +233,9 @@ pub fn sqlite_path(url: &str) -> Option<String> {
 /// Map a unique-constraint violation to [`StoreError::Conflict`] naming `what`.
 pub(crate) fn conflict_as(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
     move |e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what.to_string()),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict(what.to_string())
+        }
         _ => StoreError::Db(e),
     }
 }

@@ -1,0 +1,221 @@
+//! The command line: one binary, one subcommand per job. Options are parsed here and the
+//! work is done by library code, so tests drive the same paths.
+//!
+//! Exit codes: 0 success, 1 failure, 2 unusable input (bad flags, files or settings).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chatcap_server::auth::{unix_now, TokenKey};
+use chatcap_server::config::ServeConfig;
+use chatcap_server::store::Schema;
+use clap::{Args, Parser, Subcommand};
+
+/// chatcap: a reference Persistent Chat server and pool, and a load generator and capacity
+/// harness for it.
+#[derive(Debug, Parser)]
+#[command(name = "chatcap", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a chat server. With no arguments: a single box (front end on 127.0.0.1:8080, chat
+    /// server on 127.0.0.1:5041, SQLite under ./data).
+    Serve(ServeArgs),
+    /// Manage users: add one and print its token.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML settings file (see docs/CONFIG.md); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Folder for the SQLite databases.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Front-end address (WebSocket /ws, /metrics).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Chat-server address for front-end links.
+    #[arg(long)]
+    pub chat_listen: Option<std::net::SocketAddr>,
+    /// Content database URL (sqlite:PATH or postgres://…).
+    #[arg(long, env = "CHATCAP_DATABASE")]
+    pub database: Option<String>,
+    /// Messages returned on join (DefaultChatHistory, 1–500).
+    #[arg(long)]
+    pub history: Option<u32>,
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (or find an existing one) and print `id<TAB>name<TAB>token`.
+    Add {
+        /// Sign-in name, e.g. alice@chatcap.test.
+        name: String,
+        /// Make the user a Persistent Chat administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Token lifetime in hours.
+        #[arg(long, default_value_t = 24 * 365)]
+        ttl_hours: u64,
+        /// Folder of the SQLite databases.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Content database URL (overrides --data-dir).
+        #[arg(long, env = "CHATCAP_DATABASE")]
+        database: Option<String>,
+    },
+}
+
+/// Run the command; map failures to exit codes.
+pub fn main(cli: Cli) -> ExitCode {
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// An error in what the user gave us (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Run one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::User(UserCommand::Add {
+            name,
+            admin,
+            ttl_hours,
+            data_dir,
+            database,
+        }) => {
+            let cfg = ServeConfig {
+                data_dir,
+                database,
+                ..Default::default()
+            };
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+            let store =
+                chatcap_server::serve::open_store(&cfg.database_url(), Schema::Content).await?;
+            let id = match store.user_by_name(&name).await? {
+                Some(u) => u.id,
+                None => store.create_user(&name, admin).await?,
+            };
+            let key = TokenKey::load(&store).await?;
+            let token = key.issue(id, unix_now() + (ttl_hours * 3600) as i64);
+            println!("{id}\t{name}\t{token}");
+            store.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// Load the settings file and apply flags.
+pub fn serve_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+            toml::from_str::<ServeConfig>(&text)
+                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?
+        }
+        None => ServeConfig::default(),
+    };
+    if let Some(v) = &args.data_dir {
+        cfg.data_dir = v.clone();
+    }
+    if let Some(v) = args.listen {
+        cfg.listen = v;
+    }
+    if let Some(v) = args.chat_listen {
+        cfg.chat_listen = v;
+    }
+    if let Some(v) = &args.database {
+        cfg.database = Some(v.clone());
+    }
+    if let Some(v) = args.history {
+        cfg.chat.history = v;
+    }
+    cfg.validate().map_err(UsageError)?;
+    Ok(cfg)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = serve_config(&args)?;
+    let running = chatcap_server::serve::start(cfg.clone()).await?;
+    println!(
+        "chatcap ready: clients ws://{}/ws  metrics http://{}/metrics  chat link {}  database {}",
+        running.http_addr,
+        running.http_addr,
+        running.chat_addr,
+        cfg.database_url()
+    );
+    wait_for_stop_signal().await;
+    tracing::info!("stopping: closing connections and committing queued posts");
+    tokio::time::timeout(Duration::from_secs(30), running.shutdown())
+        .await
+        .ok();
+    println!("chatcap stopped");
+    Ok(())
+}
+
+/// Resolve on Ctrl-C or SIGTERM.
+pub async fn wait_for_stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

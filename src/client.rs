@@ -1,0 +1,176 @@
+//! A WebSocket client of the chat protocol, used by tests, benchmarks and the load
+//! generator: one request at a time with its reply, pushes queued until asked for.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chatcap_server::protocol::reply::ServerMsg;
+use chatcap_server::protocol::{ErrorCode, Op, Push, Request};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// What went wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Connecting or the socket failed.
+    #[error("websocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The server sent something that is not protocol JSON.
+    #[error("unparsable server message {text:?}: {source}")]
+    Parse {
+        /// The text.
+        text: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// No reply in time.
+    #[error("timed out waiting for the server")]
+    Timeout,
+    /// The server closed the connection.
+    #[error("connection closed by the server")]
+    Closed,
+}
+
+/// A protocol error reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The code.
+    pub code: ErrorCode,
+    /// The message.
+    pub message: String,
+}
+
+/// The socket buffer each client connection uses (tungstenite's default is 128 KiB).
+pub const SOCKET_BUFFER: usize = 4096;
+
+/// One client connection.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    pushes: VecDeque<Push>,
+    /// How long to wait for a reply.
+    pub timeout: Duration,
+}
+
+impl Client {
+    /// Connect to `ws://addr/ws`.
+    pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(SOCKET_BUFFER)
+            .write_buffer_size(0)
+            .max_write_buffer_size(1 << 22);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+        Ok(Client {
+            ws,
+            next_id: 1,
+            pushes: VecDeque::new(),
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// Send raw text (bad-input tests).
+    pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), ClientError> {
+        self.ws.send(WsMessage::Text(text.into().into())).await?;
+        Ok(())
+    }
+
+    /// Send raw binary (bad-input tests).
+    pub async fn send_binary(&mut self, data: Vec<u8>) -> Result<(), ClientError> {
+        self.ws.send(WsMessage::Binary(data.into())).await?;
+        Ok(())
+    }
+
+    /// The next protocol message of any kind.
+    pub async fn recv(&mut self) -> Result<ServerMsg, ClientError> {
+        loop {
+            let msg = tokio::time::timeout(self.timeout, self.ws.next())
+                .await
+                .map_err(|_| ClientError::Timeout)?;
+            match msg {
+                Some(Ok(WsMessage::Text(t))) => {
+                    return ServerMsg::parse(t.as_str()).map_err(|source| ClientError::Parse {
+                        text: t.as_str().to_string(),
+                        source,
+                    })
+                }
+                Some(Ok(WsMessage::Close(_))) | None => return Err(ClientError::Closed),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Send a request and wait for its reply, queueing pushes that arrive meanwhile.
+    pub async fn call(
+        &mut self,
+        op: Op,
+    ) -> Result<Result<serde_json::Value, Refusal>, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let text = serde_json::to_string(&Request { id, op }).unwrap_or_default();
+        self.send_text(text).await?;
+        self.reply_to(id).await
+    }
+
+    /// Wait for the reply to request `id`.
+    pub async fn reply_to(
+        &mut self,
+        id: u64,
+    ) -> Result<Result<serde_json::Value, Refusal>, ClientError> {
+        loop {
+            match self.recv().await? {
+                ServerMsg::Reply { id: got, result } if got == id => return Ok(Ok(result)),
+                ServerMsg::Error {
+                    id: got,
+                    code,
+                    message,
+                } if got == Some(id) || got.is_none() => return Ok(Err(Refusal { code, message })),
+                ServerMsg::Push(p) => self.pushes.push_back(p),
+                _ => {}
+            }
+        }
+    }
+
+    /// Send a request and decode its result as `T`.
+    pub async fn call_as<T: serde::de::DeserializeOwned>(
+        &mut self,
+        op: Op,
+    ) -> Result<Result<T, Refusal>, ClientError> {
+        Ok(match self.call(op).await? {
+            Ok(v) => {
+                Ok(
+                    serde_json::from_value(v.clone()).map_err(|source| ClientError::Parse {
+                        text: v.to_string(),
+                        source,
+                    })?,
+                )
+            }
+            Err(r) => Err(r),
+        })
+    }
+
+    /// The next push (queued, or waiting up to the timeout).
+    pub async fn next_push(&mut self) -> Result<Push, ClientError> {
+        if let Some(p) = self.pushes.pop_front() {
+            return Ok(p);
+        }
+        loop {
+            if let ServerMsg::Push(p) = self.recv().await? {
+                return Ok(p);
+            }
+        }
+    }
+
+    /// Pushes received so far, without waiting.
+    pub fn queued_pushes(&mut self) -> Vec<Push> {
+        self.pushes.drain(..).collect()
+    }
+
+    /// Close the connection politely.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

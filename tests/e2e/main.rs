@@ -1,0 +1,6 @@
+//! End-to-end tests: real servers on port 0, real WebSocket clients, real databases
+//! (a SQLite file per test; PostgreSQL when `CHATCAP_TEST_PG` names a server, as
+//! `scripts/test` arranges).
+
+mod common;
+mod smoke;
