@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`cli`]: the command line (`serve`, `user`, `provision`, `bench`, …) and `run(cli)`.
 //! - [`client`]: a WebSocket client of the chat protocol.
+//! - [`scenario`]: scenario files, read into a validated run plan.
 
 pub mod cli;
 pub mod client;
+pub mod scenario;
