@@ -1,7 +1,31 @@
 //! Scenarios: TOML files in `scenarios/`, read in two stages — the raw file as written
-//! ([`raw`]) and the validated [`plan::RunPlan`] the runner executes. Every error names the
-//! file, line and field.
+//! ([`raw::Scenario`]) and the validated [`plan::RunPlan`] the runner executes. Every error
+//! names the file, line and field. The format is documented in `scenarios/README.md`.
+//!
+//! # Layout
+//! - [`raw`]: serde types mirroring the file, value forms (durations, rates, levels).
+//! - `validate` (private): raw → plan, collecting every problem; [`shape`] turns load
+//!   shapes into phases, [`slo`] reads thresholds.
+//! - [`lync`]: the Lync 2013 user model that `model = "lync2013"` stands for.
+//! - [`derived`]: the dry-run explanation of a plan's rates.
+//! - [`span`]: field paths and byte spans → lines.
 
+pub mod derived;
+pub mod error;
+pub mod lync;
 pub mod plan;
+pub mod raw;
+pub mod shape;
+pub mod slo;
+pub mod span;
+mod validate;
 
+#[cfg(test)]
+mod schema_tests;
+#[cfg(test)]
+mod tests;
+
+pub use derived::{derived_rates, dry_run_table, DerivedRates};
+pub use error::{Problem, ScenarioError};
 pub use plan::RunPlan;
+pub use raw::Scenario;

@@ -20,6 +20,12 @@ pub enum Target {
         /// CSV `id,name,token` of the provisioned users.
         tokens: std::path::PathBuf,
     },
+    /// A pool described by a topology file, started with `chatcap pool up` (the runner
+    /// rejects it until the pool exists).
+    Topology {
+        /// The topology file.
+        path: std::path::PathBuf,
+    },
 }
 
 /// One class of rooms in the population.
@@ -35,6 +41,13 @@ pub struct RoomClass {
     pub auditorium_share: f64,
     /// Share of the class's rooms that are open (0–1).
     pub open_share: f64,
+}
+
+impl RoomClass {
+    /// Rooms of this class for `users` users: `users × rooms_per_user / size`, rounded up.
+    pub fn rooms(&self, users: u32) -> u64 {
+        (users as u64 * self.rooms_per_user as u64).div_ceil(self.size.max(1) as u64)
+    }
 }
 
 /// Who is simulated.
@@ -70,9 +83,45 @@ pub enum OpKind {
     Reconnect,
     /// List rooms in the directory.
     ListRooms,
+    /// Upload a file to a room (not served yet: the runner rejects it at start).
+    FileUpload,
+    /// Download a file from a room (not served yet: the runner rejects it at start).
+    FileDownload,
 }
 
 impl OpKind {
+    /// Every operation, in declaration order.
+    pub const ALL: [OpKind; 10] = [
+        OpKind::Post,
+        OpKind::PollParticipants,
+        OpKind::Presence,
+        OpKind::Search,
+        OpKind::History,
+        OpKind::Rejoin,
+        OpKind::Reconnect,
+        OpKind::ListRooms,
+        OpKind::FileUpload,
+        OpKind::FileDownload,
+    ];
+
+    /// The operation called `name` (as in [`OpKind::name`]).
+    pub fn from_name(name: &str) -> Option<OpKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the operation acts on one of the user's rooms (so `room_class` applies).
+    pub fn is_room_op(self) -> bool {
+        matches!(
+            self,
+            OpKind::Post
+                | OpKind::PollParticipants
+                | OpKind::History
+                | OpKind::Rejoin
+                | OpKind::FileUpload
+                | OpKind::FileDownload
+        )
+    }
+
     /// The name used in reports and SLOs.
     pub fn name(self) -> &'static str {
         match self {
@@ -84,6 +133,8 @@ impl OpKind {
             OpKind::Rejoin => "rejoin",
             OpKind::Reconnect => "reconnect",
             OpKind::ListRooms => "list_rooms",
+            OpKind::FileUpload => "file_upload",
+            OpKind::FileDownload => "file_download",
         }
     }
 }
@@ -96,7 +147,8 @@ pub struct OpRate {
     /// Times per user per hour, after the load level is applied (open model: Poisson rate;
     /// closed model: weight).
     pub per_user_per_hour: f64,
-    /// For `post`: the room class to post in (None: any joined room).
+    /// For room operations ([`OpKind::is_room_op`]: post, poll, history, rejoin, files): the
+    /// room class to pick the room from (None: any joined room).
     pub room_class: Option<String>,
 }
 
@@ -202,7 +254,11 @@ impl RunPlan {
 
     /// Most users connected at once.
     pub fn peak_users(&self) -> u32 {
-        self.phases.iter().map(|p| p.from.max(p.to)).max().unwrap_or(0)
+        self.phases
+            .iter()
+            .map(|p| p.from.max(p.to))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Users that should be connected `t` after the start.
@@ -211,7 +267,11 @@ impl RunPlan {
         for p in &self.phases {
             let end = start + p.duration;
             if t < end {
-                let f = if p.duration.is_zero() { 1.0 } else { (t - start).as_secs_f64() / p.duration.as_secs_f64() };
+                let f = if p.duration.is_zero() {
+                    1.0
+                } else {
+                    (t - start).as_secs_f64() / p.duration.as_secs_f64()
+                };
                 return (p.from as f64 + (p.to as f64 - p.from as f64) * f).round() as u32;
             }
             start = end;
