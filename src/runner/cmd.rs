@@ -1,0 +1,169 @@
+//! `chatcap run`: the command-line face of the load generator.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::execute::{self, RunOptions};
+use super::shard::ShardId;
+use crate::cli::UsageError;
+use crate::scenario::{dry_run_table, Scenario};
+
+/// Options of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (see scenarios/README.md).
+    pub scenario: PathBuf,
+    /// Results folder (default: reports/<time>-<scenario>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Validate the scenario and print the rates it derives next to the Lync 2013 model's;
+    /// start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No progress line (the summary is still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// The binary that serves the embedded target and runs shards (default: this one).
+    #[arg(long, hide = true)]
+    pub server_binary: Option<PathBuf>,
+    /// Split the load over this many generator processes (default: as many as the
+    /// open-file limit requires).
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Run only shard i of N (0-based; e.g. `--shard $JOB_COMPLETION_INDEX/8`), with
+    /// `--attach` and `--population`; writes raw totals for `chatcap merge`.
+    #[arg(long, requires_all = ["attach", "population"])]
+    pub shard: Option<ShardId>,
+    /// Start the load at this time, ms since the epoch (shards of one run share it).
+    #[arg(long)]
+    pub start_at: Option<u64>,
+    /// The target's WebSocket URL (ws://IP:PORT/ws), instead of the scenario's target.
+    #[arg(long)]
+    pub attach: Option<String>,
+    /// Simulated users file (written by the parent run as population.json).
+    #[arg(long)]
+    pub population: Option<PathBuf>,
+}
+
+/// An SLO was missed (exit code 1, after the report is written).
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} SLOs failed (see {folder})")]
+pub struct SloFailed {
+    /// Failed objectives.
+    pub failed: usize,
+    /// All objectives.
+    pub total: usize,
+    /// The results folder.
+    pub folder: String,
+}
+
+/// Run the command.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let plan = Scenario::load(&args.scenario).map_err(|e| UsageError(e.to_string()))?;
+    if args.dry_run {
+        println!("{}", dry_run_table(&plan));
+        return Ok(());
+    }
+    let server_binary = match args.server_binary {
+        Some(p) => p,
+        None => std::env::current_exe()?,
+    };
+    let opts = RunOptions {
+        scenario_file: args.scenario.clone(),
+        out: args.out,
+        server_binary,
+        quiet: args.quiet,
+        shard: args.shard,
+        start_at_ms: args.start_at,
+        attach: args.attach,
+        population: args.population,
+        shards: args.shards,
+    };
+    let is_shard = opts.shard.is_some();
+    let interrupt = CancellationToken::new();
+    let on_signal = interrupt.clone();
+    tokio::spawn(async move {
+        crate::cli::wait_for_stop_signal().await;
+        eprintln!("stopping: finishing the run and writing what was measured…");
+        on_signal.cancel();
+    });
+    let (summary, folder) = execute::run(plan, opts, interrupt)
+        .await
+        .map_err(|e| match e {
+            execute::RunError::Unsupported(m) => anyhow::Error::new(UsageError(m)),
+            other => anyhow::Error::new(other),
+        })?;
+    if is_shard {
+        println!("shard results: {}", folder.display());
+        return Ok(());
+    }
+    println!("{}", crate::report::render::markdown(&summary));
+    println!("results: {}", folder.display());
+    let failed = summary.slo.iter().filter(|s| !s.pass).count();
+    if failed > 0 {
+        return Err(SloFailed {
+            failed,
+            total: summary.slo.len(),
+            folder: folder.display().to_string(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Options of `merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Shard result folders (each written by `chatcap run --shard i/N`).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Folder for the merged results.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The scenario file (default: the one named in the first shard's summary.json).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+}
+
+/// Merge shard folders into one report (exact histogram sums).
+pub async fn merge(args: MergeArgs) -> anyhow::Result<()> {
+    let scenario = match args.scenario {
+        Some(p) => p,
+        None => {
+            let path = args.dirs[0].join("summary.json");
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+            let s: crate::report::model::Summary = serde_json::from_str(&text)
+                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+            PathBuf::from(s.scenario_file)
+        }
+    };
+    let plan = Scenario::load(&scenario).map_err(|e| UsageError(e.to_string()))?;
+    let merged = super::shard::merge(&args.dirs).map_err(|e| UsageError(e.to_string()))?;
+    let peak = merged.timeline.iter().map(|r| r.users).max().unwrap_or(0);
+    let elapsed =
+        std::time::Duration::from_secs_f64(merged.timeline.last().map(|r| r.t_s).unwrap_or(0.0))
+            .min(plan.duration());
+    let outcome = super::Outcome {
+        collector: super::shard::merged_collector(&merged),
+        peak_connections: peak,
+        elapsed,
+        ending: super::Ending::Completed,
+        ledger: merged.ledger,
+        resources: merged.resources,
+    };
+    let info = crate::report::RunInfo {
+        plan: &plan,
+        scenario_file: scenario.display().to_string(),
+        started_unix: chatcap_server::auth::unix_now(),
+        reconciliation: None,
+        fd_limit: super::net::raise_fd_limit(),
+    };
+    let summary = crate::report::summarise_run(&outcome, info);
+    crate::report::write_folder(&args.out, &summary, &outcome)?;
+    println!("{}", crate::report::render::markdown(&summary));
+    println!("merged results: {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! One run from start to end: ready the target, drive the load shape with a live progress
+//! line, reconcile, stop the target, and write the results folder. Ctrl-C (the
+//! `interrupt` token) ends the load early; what was measured is still written.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use super::shard::ShardId;
+use super::target::{self, Target, TargetError};
+use super::{drive, Outcome, Shared};
+use crate::metrics::collector::{Collector, TimelineRow};
+use crate::metrics::resources::ProcessProbe;
+use crate::report::model::Summary;
+use crate::report::{self, RunInfo};
+use crate::scenario::plan::{OpKind, RunPlan, Target as PlanTarget};
+
+/// Loopback source addresses connections are spread over.
+const SOURCE_SPREAD: u8 = 8;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The scenario file (for the report).
+    pub scenario_file: PathBuf,
+    /// Results folder; default `reports/<time>-<scenario>/`.
+    pub out: Option<PathBuf>,
+    /// The `chatcap` binary that serves the embedded target.
+    pub server_binary: PathBuf,
+    /// No progress output.
+    pub quiet: bool,
+    /// Run as this shard of a split run (with `attach` and `population`).
+    pub shard: Option<ShardId>,
+    /// Start the load at this time (ms since the epoch), so that shards start together.
+    pub start_at_ms: Option<u64>,
+    /// The target's WebSocket URL, for shards (instead of the scenario's target).
+    pub attach: Option<String>,
+    /// The simulated users file, for shards.
+    pub population: Option<PathBuf>,
+    /// Split into this many local shard processes (default: as many as the descriptor
+    /// limit requires).
+    pub shards: Option<usize>,
+}
+
+/// Descriptors kept free in each generator process for everything but connections.
+const FD_RESERVE: u64 = 1024;
+
+/// Why a run could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The plan asks for something this build cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The target could not be made ready.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The results folder could not be written.
+    #[error("cannot write results to {path}: {source}")]
+    Write {
+        /// The folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Operations the server does not implement yet, refused before anything starts.
+pub fn unsupported_ops(plan: &RunPlan) -> Vec<&'static str> {
+    plan.ops
+        .iter()
+        .filter(|o| o.per_user_per_hour > 0.0)
+        .filter(|o| {
+            matches!(
+                o.op,
+                OpKind::Presence | OpKind::FileUpload | OpKind::FileDownload
+            )
+        })
+        .map(|o| o.op.name())
+        .collect()
+}
+
+/// The default results folder for a plan started at `unix`.
+pub fn default_out(plan: &RunPlan, unix: i64) -> PathBuf {
+    let stamp = report::rfc3339(unix)
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string();
+    PathBuf::from("reports").join(format!("{stamp}-{}", plan.name))
+}
+
+/// Run `plan`; returns the summary and the folder it was written to.
+pub async fn run(
+    plan: RunPlan,
+    opts: RunOptions,
+    interrupt: CancellationToken,
+) -> Result<(Summary, PathBuf), RunError> {
+    let unsupported = unsupported_ops(&plan);
+    if !unsupported.is_empty() {
+        return Err(RunError::Unsupported(format!(
+            "the scenario uses {} which the server does not implement yet; set their rates to 0",
+            unsupported.join(", ")
+        )));
+    }
+    let started_unix = chatcap_server::auth::unix_now();
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&plan, started_unix));
+    std::fs::create_dir_all(&out).map_err(|source| RunError::Write {
+        path: out.display().to_string(),
+        source,
+    })?;
+    let fd_limit = super::net::raise_fd_limit();
+
+    if let Some(shard) = opts.shard {
+        return run_shard(plan, opts, shard, out, started_unix, fd_limit, interrupt).await;
+    }
+    let connections =
+        super::connections_for(plan.peak_users(), plan.population.endpoints_per_user) as u64;
+    let shards = opts.shards.unwrap_or_else(|| {
+        connections.div_ceil(fd_limit.saturating_sub(FD_RESERVE).max(1000)) as usize
+    });
+    let mut target = ready_target(&plan, &opts, &out).await?;
+    if shards > 1 {
+        let outcome =
+            super::spawn::run_local_shards(&plan, &opts, &target, &out, shards, interrupt).await?;
+        let reconciliation = reconcile(&target, &outcome).await;
+        target.stop().await;
+        return finish(
+            &plan,
+            &opts,
+            &out,
+            outcome,
+            reconciliation,
+            started_unix,
+            fd_limit,
+        );
+    }
+    let mut probes = vec![ProcessProbe::new("generator", std::process::id(), None)];
+    if let Some(pid) = target.pid() {
+        probes.push(ProcessProbe::new("server", pid, target.data_dir.clone()));
+    }
+    let shared = Arc::new(Shared::new(
+        plan.clone(),
+        target.addr,
+        target.url.clone(),
+        SOURCE_SPREAD,
+    ));
+    let collector =
+        Collector::new(Some(&out.join("histograms.hlog"))).map_err(|source| RunError::Write {
+            path: out.display().to_string(),
+            source,
+        })?;
+    let mut live = Live::new(&plan, opts.quiet);
+    let outcome = drive(
+        shared,
+        target.users.clone(),
+        collector,
+        probes,
+        None,
+        interrupt,
+        &mut |row, plan| live.update(row, plan),
+    )
+    .await;
+    live.finish();
+
+    let reconciliation = reconcile(&target, &outcome).await;
+    target.stop().await;
+    finish(
+        &plan,
+        &opts,
+        &out,
+        outcome,
+        reconciliation,
+        started_unix,
+        fd_limit,
+    )
+}
+
+async fn reconcile(target: &Target, outcome: &Outcome) -> Option<super::reconcile::Reconciliation> {
+    let token = target.admin_token.as_ref()?;
+    if outcome.ledger.is_empty() {
+        return None;
+    }
+    match super::reconcile::check(&target.url, token, &outcome.ledger).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "reconciliation failed");
+            None
+        }
+    }
+}
+
+/// One shard of a split run: attach to the target, run our slice, write raw results.
+async fn run_shard(
+    plan: RunPlan,
+    opts: RunOptions,
+    shard: ShardId,
+    out: PathBuf,
+    started_unix: i64,
+    fd_limit: u64,
+    interrupt: CancellationToken,
+) -> Result<(Summary, PathBuf), RunError> {
+    let (Some(url), Some(population)) = (opts.attach.clone(), opts.population.clone()) else {
+        return Err(RunError::Unsupported(
+            "--shard needs --attach URL and --population FILE".into(),
+        ));
+    };
+    let addr = target::addr_of_url(&url).map_err(RunError::Unsupported)?;
+    let users = super::shard::read_population(&population)
+        .map_err(|e| RunError::Unsupported(e.to_string()))?;
+    let shared = Arc::new(Shared::new(plan.clone(), addr, url, SOURCE_SPREAD));
+    let collector =
+        Collector::new(Some(&out.join("histograms.hlog"))).map_err(|source| RunError::Write {
+            path: out.display().to_string(),
+            source,
+        })?;
+    if let Some(ms) = opts.start_at_ms {
+        tokio::select! { _ = super::shard::sleep_until_unix_ms(ms) => {}, _ = interrupt.cancelled() => {} }
+    }
+    let probes = vec![ProcessProbe::new("generator", std::process::id(), None)];
+    let mut live = Live::new(&plan, opts.quiet);
+    let outcome = drive(
+        shared,
+        Arc::new(users),
+        collector,
+        probes,
+        Some(shard),
+        interrupt,
+        &mut |row, plan| live.update(row, plan),
+    )
+    .await;
+    live.finish();
+    super::shard::write_shard_files(&out, &outcome.collector.total, &outcome.ledger).map_err(
+        |e| RunError::Write {
+            path: out.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        },
+    )?;
+    finish(&plan, &opts, &out, outcome, None, started_unix, fd_limit)
+}
+
+async fn ready_target(plan: &RunPlan, opts: &RunOptions, out: &Path) -> Result<Target, RunError> {
+    match &plan.target {
+        PlanTarget::Embedded => {
+            let bar = if opts.quiet {
+                ProgressBar::hidden()
+            } else {
+                ProgressBar::new(0)
+            };
+            bar.set_style(
+                ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let b = bar.clone();
+            let progress = move |p: chatcap_server::provision::Progress| match p {
+                chatcap_server::provision::Progress::Stage { name, total } => {
+                    b.set_message(format!("provision {name}"));
+                    b.set_length(total);
+                    b.set_position(0);
+                }
+                chatcap_server::provision::Progress::Advance(n) => b.inc(n),
+            };
+            let t = target::embedded(
+                plan,
+                &opts.server_binary,
+                &out.join("server-data"),
+                out,
+                &progress,
+            )
+            .await?;
+            bar.finish_and_clear();
+            Ok(t)
+        }
+        other => Err(RunError::Unsupported(format!(
+            "target {other:?} is not supported by `chatcap run` yet; use the embedded target"
+        ))),
+    }
+}
+
+fn finish(
+    plan: &RunPlan,
+    opts: &RunOptions,
+    out: &Path,
+    outcome: Outcome,
+    reconciliation: Option<super::reconcile::Reconciliation>,
+    started_unix: i64,
+    fd_limit: u64,
+) -> Result<(Summary, PathBuf), RunError> {
+    let info = RunInfo {
+        plan,
+        scenario_file: opts.scenario_file.display().to_string(),
+        started_unix,
+        reconciliation,
+        fd_limit,
+    };
+    let summary = report::summarise_run(&outcome, info);
+    report::write_folder(out, &summary, &outcome).map_err(|source| RunError::Write {
+        path: out.display().to_string(),
+        source,
+    })?;
+    Ok((summary, out.to_path_buf()))
+}
+
+/// The live progress line: a bar on a terminal, a plain line every 5 s otherwise.
+struct Live {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    last_plain: f64,
+}
+
+impl Live {
+    fn new(plan: &RunPlan, quiet: bool) -> Self {
+        if quiet {
+            return Self {
+                bar: None,
+                plain: false,
+                last_plain: 0.0,
+            };
+        }
+        if !std::io::stderr().is_terminal() {
+            return Self {
+                bar: None,
+                plain: true,
+                last_plain: -10.0,
+            };
+        }
+        let bar = ProgressBar::new(plan.duration().as_secs().max(1));
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:25}] {pos}/{len}s {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Self {
+            bar: Some(bar),
+            plain: false,
+            last_plain: 0.0,
+        }
+    }
+
+    fn line(row: &TimelineRow, plan: &RunPlan) -> String {
+        let mut t = Duration::ZERO;
+        let mut phase = "";
+        for p in &plan.phases {
+            t += p.duration;
+            phase = &p.name;
+            if row.t_s < t.as_secs_f64() {
+                break;
+            }
+        }
+        format!(
+            "{phase} · users {}/{} · {} req/s · {} posts/s · post p99 {:.1} ms · {} errors",
+            row.users,
+            row.target_users,
+            row.requests,
+            row.posts,
+            row.post_ack_p99_us as f64 / 1000.0,
+            row.errors
+        )
+    }
+
+    fn update(&mut self, row: &TimelineRow, plan: &RunPlan) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(row.t_s as u64);
+            bar.set_message(Self::line(row, plan));
+        } else if self.plain && row.t_s - self.last_plain >= 5.0 {
+            self.last_plain = row.t_s;
+            eprintln!("[{:>5.0} s] {}", row.t_s, Self::line(row, plan));
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The load generator: turns a [`RunPlan`] into virtual users against a target, follows
+//! the load shape, measures, and hands the measurements to the report.
+//!
+//! # Layout
+//! - this file: the shared state of a run and the controller loop (phases → number of
+//!   connected virtual users, once-a-second collection, progress, Ctrl-C).
+//! - [`target`]: starting the embedded single box (a child `chatcap serve` process on a
+//!   provisioned SQLite database) or attaching to running addresses.
+//! - [`vu`]: one virtual user endpoint (its WebSocket, schedule, replies and pushes).
+//! - [`track`]: per-connection sequence tracking (lost / duplicated / out of order).
+//! - [`net`]: connections from many loopback source addresses; the descriptor limit.
+//! - [`reconcile`]: after the run, every acknowledged post is in history exactly once.
+//! - [`execute`]: one run end to end: target, drive, reconcile, results folder.
+//! - [`shard`]: splitting the load over generator processes, and merging their results.
+
+pub mod cmd;
+pub mod execute;
+pub mod net;
+pub mod reconcile;
+pub mod shard;
+pub mod spawn;
+pub mod target;
+pub mod track;
+pub mod vu;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::Rng;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::collector::{Collector, TimelineRow};
+use crate::metrics::resources::{ProcessProbe, Sample};
+use crate::metrics::Recorders;
+use crate::scenario::plan::{OpKind, RunPlan};
+
+/// One room of a simulated user.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SimRoom {
+    /// Room id.
+    pub id: i64,
+    /// Index of its class in the plan's population.
+    pub class: u16,
+    /// The user may post there (not an auditorium, or a presenter of it).
+    pub can_post: bool,
+}
+
+/// One simulated user: who they are and which rooms they join.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SimUser {
+    /// User id.
+    pub id: i64,
+    /// Bearer token.
+    pub token: String,
+    /// Rooms they batch-join.
+    pub rooms: Vec<SimRoom>,
+}
+
+/// State shared by every virtual user of a run.
+pub struct Shared {
+    /// The plan.
+    pub plan: RunPlan,
+    /// Where virtual users record.
+    pub recorders: Recorders,
+    /// The front end's address.
+    pub target: SocketAddr,
+    /// The WebSocket URL.
+    pub url: String,
+    /// Loopback source addresses to spread connections over.
+    pub spread: u8,
+    /// Connections signed in and joined now.
+    pub connected: AtomicU64,
+    /// Acknowledged posts: room → sequence numbers (for reconciliation).
+    pub ledger: Mutex<HashMap<i64, Vec<i64>>>,
+    /// Operations per second per connection (open model).
+    pub rate_per_sec: f64,
+    /// Cumulative weights for choosing an operation.
+    choices: Vec<(f64, OpKind, Option<u16>)>,
+}
+
+impl Shared {
+    /// Build the shared state; rates are spread over `connections` per user.
+    pub fn new(plan: RunPlan, target: SocketAddr, url: String, spread: u8) -> Self {
+        let users = f64::from(plan.population.users.max(1));
+        let connections = plan.population.endpoints_per_user.max(1.0) * users;
+        let mut choices = Vec::new();
+        let mut total = 0.0;
+        for op in &plan.ops {
+            let class = op
+                .room_class
+                .as_ref()
+                .and_then(|c| plan.population.rooms.iter().position(|r| &r.name == c))
+                .map(|i| i as u16);
+            total += op.per_user_per_hour;
+            choices.push((total, op.op, class));
+        }
+        // Per-user rates are shared by the user's endpoints.
+        let rate_per_sec = total * users / connections / 3600.0;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self {
+            recorders: Recorders::new(threads * 2),
+            plan,
+            target,
+            url,
+            spread,
+            connected: AtomicU64::new(0),
+            ledger: Mutex::new(HashMap::new()),
+            rate_per_sec,
+            choices,
+        }
+    }
+
+    /// Draw an operation by weight.
+    pub fn pick(&self, rng: &mut SmallRng) -> Option<(OpKind, Option<u16>)> {
+        let total = self.choices.last()?.0;
+        if total <= 0.0 {
+            return None;
+        }
+        let x = rng.gen_range(0.0..total);
+        self.choices
+            .iter()
+            .find(|(c, _, _)| x < *c)
+            .map(|(_, op, class)| (*op, *class))
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// The load shape ran to its end.
+    Completed,
+    /// Ctrl-C (or the caller) stopped it early; results are partial.
+    Interrupted,
+}
+
+/// What a run measured, for the report.
+pub struct Outcome {
+    /// Totals of every metric.
+    pub collector: Collector,
+    /// Peak connections signed in.
+    pub peak_connections: u64,
+    /// Load time actually run.
+    pub elapsed: Duration,
+    /// How it ended.
+    pub ending: Ending,
+    /// Acknowledged posts: room → seqs.
+    pub ledger: HashMap<i64, Vec<i64>>,
+    /// Resource samples of the processes probed, once a second.
+    pub resources: Vec<Sample>,
+}
+
+/// Connections for the first `users` users (endpoints per user spread evenly: 1.5 gives
+/// 1, 2, 1, 2, …).
+pub fn connections_for(users: u32, endpoints_per_user: f64) -> usize {
+    (f64::from(users) * endpoints_per_user.max(1.0)).floor() as usize
+}
+
+/// The user behind connection number `n`.
+pub fn user_of_connection(n: usize, endpoints_per_user: f64) -> usize {
+    (n as f64 / endpoints_per_user.max(1.0)).floor() as usize
+}
+
+/// Progress callback: called once a second with the newest timeline row.
+pub type Progress<'a> = &'a mut dyn FnMut(&TimelineRow, &RunPlan);
+
+/// Run the plan's load shape against a target described by `shared`, for `users`.
+/// `interrupt` ends the run early (results are kept).
+pub async fn drive(
+    shared: Arc<Shared>,
+    users: Arc<Vec<Arc<SimUser>>>,
+    mut collector: Collector,
+    mut probes: Vec<ProcessProbe>,
+    shard: Option<shard::ShardId>,
+    interrupt: CancellationToken,
+    progress: Progress<'_>,
+) -> Outcome {
+    let plan = shared.plan.clone();
+    let epu = plan.population.endpoints_per_user;
+    let tasks = TaskTracker::new();
+    let quiesce = CancellationToken::new();
+    let stop_all = CancellationToken::new();
+    // Connection n runs here when this process owns it (all, unless sharded).
+    let mut running: Vec<Option<CancellationToken>> = Vec::new();
+    let start = Instant::now();
+    let total = plan.duration();
+    let mut next_tick = start + Duration::from_secs(1);
+    let mut peak = 0u64;
+    let mut ending = Ending::Completed;
+    let mut resources = Vec::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = interrupt.cancelled() => { ending = Ending::Interrupted; break; }
+            _ = ticker.tick() => {}
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= total {
+            break;
+        }
+        let want =
+            connections_for(plan.users_at(elapsed), epu).min(users.len() * epu.ceil() as usize);
+        while running.len() < want {
+            let n = running.len();
+            let Some(user) = users.get(user_of_connection(n, epu)).cloned() else {
+                break;
+            };
+            if shard.is_some_and(|s| !s.owns(n)) {
+                running.push(None);
+                continue;
+            }
+            let token = stop_all.child_token();
+            running.push(Some(token.clone()));
+            tasks.spawn(vu::run(
+                shared.clone(),
+                n,
+                user,
+                quiesce.child_token(),
+                token,
+            ));
+        }
+        while running.len() > want {
+            if let Some(Some(t)) = running.pop() {
+                t.cancel();
+            }
+        }
+        if Instant::now() >= next_tick {
+            next_tick += Duration::from_secs(1);
+            let connected = shared.connected.load(Ordering::Relaxed);
+            peak = peak.max(connected);
+            resources.extend(
+                probes
+                    .iter_mut()
+                    .filter_map(|p| p.sample(elapsed.as_secs_f64())),
+            );
+            let mine = running.iter().filter(|r| r.is_some()).count() as u64;
+            let row = collector.tick(&shared.recorders, elapsed, connected, mine);
+            progress(row, &plan);
+        }
+    }
+    let elapsed = start.elapsed().min(total);
+    // Drain: no new operations, let replies and deliveries in flight arrive.
+    quiesce.cancel();
+    let drain = Duration::from_secs(2);
+    tokio::select! { _ = tokio::time::sleep(drain) => {}, _ = interrupt.cancelled() => {} }
+    stop_all.cancel();
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(15), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some virtual users did not stop within 15 s");
+    }
+    let connected = shared.connected.load(Ordering::Relaxed);
+    collector.tick(&shared.recorders, start.elapsed(), connected, 0);
+    let ledger = std::mem::take(&mut *shared.ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    resources.extend(
+        probes
+            .iter_mut()
+            .filter_map(|p| p.sample(start.elapsed().as_secs_f64())),
+    );
+    Outcome {
+        collector,
+        peak_connections: peak,
+        elapsed,
+        ending,
+        ledger,
+        resources,
+    }
+}

@@ -1,0 +1,301 @@
+//! The system under test: the embedded single box (provisioned, then started as a child
+//! `chatcap serve` process so that its CPU and memory are measured apart from the
+//! generator's), or a running server given by address.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatcap_server::auth::{unix_now, TokenKey};
+use chatcap_server::protocol::RoomKind;
+use chatcap_server::provision::spec::RoomClassSpec;
+use chatcap_server::provision::{self, PopulationPlan, PopulationSpec};
+use chatcap_server::store::{Schema, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{SimRoom, SimUser};
+use crate::scenario::plan::{Population, RunPlan};
+
+/// Why the target could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The population could not be provisioned.
+    #[error("provisioning failed: {0}")]
+    Provision(String),
+    /// The server process could not be started.
+    #[error("cannot start the server ({binary}): {source}")]
+    Spawn {
+        /// The binary.
+        binary: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server did not become ready.
+    #[error("the server at {addr} did not become ready within {secs} s (see {log})")]
+    NotReady {
+        /// Its address.
+        addr: SocketAddr,
+        /// How long we waited.
+        secs: u64,
+        /// Its log file.
+        log: String,
+    },
+    /// A file or folder could not be used.
+    #[error("{what}: {source}")]
+    Io {
+        /// What.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// This target kind is not supported by this build.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A target ready for load.
+pub struct Target {
+    /// The front end's address.
+    pub addr: SocketAddr,
+    /// `ws://…/ws`.
+    pub url: String,
+    /// The simulated users, by user index.
+    pub users: Arc<Vec<Arc<SimUser>>>,
+    /// An administrator's token (for reconciliation reads).
+    pub admin_token: Option<String>,
+    /// The server process, when we started it.
+    pub child: Option<Child>,
+    /// Its data folder, when we made it.
+    pub data_dir: Option<PathBuf>,
+    /// The provisioning summary (embedded target).
+    pub provisioned: Option<provision::Summary>,
+}
+
+/// The socket address of a `ws://host:port/path` URL (host must be an IP address).
+pub fn addr_of_url(url: &str) -> Result<SocketAddr, String> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("{url:?} is not a ws:// URL"))?;
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    hostport
+        .parse()
+        .map_err(|_| format!("{url:?}: {hostport:?} is not an IP address and port"))
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The population spec a scenario's population describes.
+pub fn population_spec(p: &Population) -> PopulationSpec {
+    let mut spec = PopulationSpec::lync2013(p.users);
+    spec.seed = p.seed;
+    spec.users.admins = 1;
+    spec.rooms = p
+        .rooms
+        .iter()
+        .map(|c| {
+            RoomClassSpec::lync(
+                &c.name,
+                c.size,
+                c.rooms_per_user,
+                c.auditorium_share,
+                c.open_share,
+            )
+        })
+        .collect();
+    spec
+}
+
+/// Provision the plan's population into a fresh SQLite database in `dir`, start
+/// `binary serve` on it, and wait until it is ready.
+pub async fn embedded(
+    plan: &RunPlan,
+    binary: &Path,
+    dir: &Path,
+    log_dir: &Path,
+    progress: &(dyn Fn(provision::Progress) + Sync),
+) -> Result<Target, TargetError> {
+    std::fs::create_dir_all(dir).map_err(|source| TargetError::Io {
+        what: format!("creating {}", dir.display()),
+        source,
+    })?;
+    let url = format!("sqlite:{}", dir.join("content.db").display());
+    let store = Store::open(&url, Schema::Content)
+        .await
+        .map_err(|e| TargetError::Provision(e.to_string()))?;
+    let spec = population_spec(&plan.population);
+    let pop = spec
+        .validate()
+        .map_err(|e| TargetError::Provision(e.to_string()))?;
+    let done = provision::provision(&store, &pop, progress)
+        .await
+        .map_err(|e| TargetError::Provision(e.to_string()))?;
+    let key = TokenKey::load(&store)
+        .await
+        .map_err(|e| TargetError::Provision(e.to_string()))?;
+    store.close().await;
+    let expires = unix_now() + 7 * 24 * 3600;
+    let users = sim_users(&done, &pop, &key, expires);
+    let admin_token = done.admin_ids.first().map(|id| key.issue(*id, expires));
+
+    let http = SocketAddr::from((
+        [127, 0, 0, 1],
+        free_port().map_err(|source| TargetError::Io {
+            what: "finding a free port".into(),
+            source,
+        })?,
+    ));
+    let chat = SocketAddr::from((
+        [127, 0, 0, 1],
+        free_port().map_err(|source| TargetError::Io {
+            what: "finding a free port".into(),
+            source,
+        })?,
+    ));
+    let log_path = log_dir.join("server.log");
+    let log = std::fs::File::create(&log_path).map_err(|source| TargetError::Io {
+        what: format!("creating {}", log_path.display()),
+        source,
+    })?;
+    let log2 = log.try_clone().map_err(|source| TargetError::Io {
+        what: "server log".into(),
+        source,
+    })?;
+    let child = Command::new(binary)
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--listen",
+            &http.to_string(),
+            "--chat-listen",
+            &chat.to_string(),
+            "--history",
+        ])
+        .arg(plan.history_on_join.max(1).to_string())
+        .env(
+            "RUST_LOG",
+            std::env::var("CHATCAP_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .map_err(|source| TargetError::Spawn {
+            binary: binary.display().to_string(),
+            source,
+        })?;
+    let mut target = Target {
+        addr: http,
+        url: format!("ws://{http}/ws"),
+        users: Arc::new(users),
+        admin_token,
+        child: Some(child),
+        data_dir: Some(dir.to_path_buf()),
+        provisioned: Some(done.summary),
+    };
+    if !wait_ready(http, Duration::from_secs(60)).await {
+        target.stop().await;
+        return Err(TargetError::NotReady {
+            addr: http,
+            secs: 60,
+            log: log_path.display().to_string(),
+        });
+    }
+    Ok(target)
+}
+
+/// Simulated users from a provisioned population.
+fn sim_users(
+    done: &provision::Provisioned,
+    pop: &PopulationPlan,
+    key: &TokenKey,
+    expires: i64,
+) -> Vec<Arc<SimUser>> {
+    let mut rooms: Vec<Vec<SimRoom>> = vec![Vec::new(); done.user_ids.len()];
+    for (planned, id) in done.rooms.iter().zip(&done.room_ids) {
+        let presenters = pop
+            .classes
+            .get(planned.class)
+            .map(|c| planned.presenters(c).len())
+            .unwrap_or(0);
+        for (k, member) in planned.members.iter().enumerate() {
+            let can_post = planned.kind == RoomKind::Normal || k < presenters;
+            if let Some(list) = rooms.get_mut(*member as usize) {
+                list.push(SimRoom {
+                    id: *id,
+                    class: planned.class as u16,
+                    can_post,
+                });
+            }
+        }
+    }
+    done.user_ids
+        .iter()
+        .zip(rooms)
+        .map(|(id, rooms)| {
+            Arc::new(SimUser {
+                id: *id,
+                token: key.issue(*id, expires),
+                rooms,
+            })
+        })
+        .collect()
+}
+
+/// Poll `/healthz` until it answers 200.
+pub async fn wait_ready(addr: SocketAddr, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if healthz(addr).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn healthz(addr: SocketAddr) -> bool {
+    let Ok(Ok(mut s)) =
+        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await
+    else {
+        return false;
+    };
+    if s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await, Ok(Ok(n)) if n >= 12 && &buf[9..12] == b"200")
+}
+
+impl Target {
+    /// The server's process id, when we started it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Stop the server we started: SIGTERM, then SIGKILL after 20 s.
+    pub async fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

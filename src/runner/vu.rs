@@ -1,0 +1,572 @@
+//! One virtual user endpoint: a task holding one WebSocket. It connects, signs in,
+//! batch-joins its rooms, then performs its operations on schedule, reading replies and
+//! pushes on the same socket — no task per operation.
+//!
+//! Open model: the next operation's *intended* time is drawn from a Poisson process,
+//! independent of how fast the server answers; a late send is measured from the intended
+//! time (response time) as well as from the actual send (service time). Closed model: the
+//! next operation is drawn after the reply, plus an exponential think time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatcap_server::model::now_us;
+use chatcap_server::protocol::reply::{Ack, BjoinResult, Joined, ServerMsg};
+use chatcap_server::protocol::{Message, Op, Push, Request};
+use futures_util::{SinkExt, StreamExt};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use super::track::Tracker;
+use super::{Shared, SimUser};
+use crate::metrics::Metric;
+use crate::scenario::plan::{OpKind, Workload};
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Words posts are made of (and searches look for).
+pub const WORDS: [&str; 16] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    "kilo", "lima", "mike", "november", "oscar", "papa",
+];
+
+/// What a request in flight is waiting for.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// A plain request of this metric.
+    Plain(Metric),
+    /// A post's acknowledgement.
+    Post,
+    /// The part of a rejoin; the join follows.
+    RejoinPart(i64),
+    /// The join of a rejoin.
+    RejoinJoin(i64),
+}
+
+#[derive(Debug)]
+struct Pending {
+    id: u64,
+    wait: Wait,
+    intended: Instant,
+    sent: Instant,
+}
+
+/// Why a connection ended.
+enum End {
+    /// Asked to stop.
+    Stop,
+    /// The server closed it or it failed.
+    Lost,
+    /// A scheduled reconnect (the operation itself).
+    Reconnect(Instant),
+}
+
+/// A virtual user's connection state.
+struct Conn {
+    ws: Ws,
+    next_id: u64,
+    pending: Vec<Pending>,
+    tracker: Tracker,
+    /// Pushes for rooms being (re)joined, replayed after the join reply.
+    held: HashMap<i64, Vec<i64>>,
+}
+
+/// Run one virtual user until `stop` (new operations end at `quiesce`).
+pub async fn run(
+    shared: Arc<Shared>,
+    index: usize,
+    user: Arc<SimUser>,
+    quiesce: CancellationToken,
+    stop: CancellationToken,
+) {
+    let mut rng = SmallRng::seed_from_u64(
+        shared.plan.population.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let mut reconnect_started: Option<Instant> = None;
+    let mut failures = 0u32;
+    while !stop.is_cancelled() {
+        let mut conn = match setup(&shared, index, &user, reconnect_started.take()).await {
+            Ok(c) => c,
+            Err(kind) => {
+                shared.recorders.slot(index).error(Metric::Connect, kind);
+                failures += 1;
+                // Back off, bounded: a target that is down must not be hammered.
+                let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
+                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(wait) => continue }
+            }
+        };
+        failures = 0;
+        shared
+            .connected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let end = session(&shared, index, &user, &mut conn, &mut rng, &quiesce, &stop).await;
+        shared
+            .connected
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        {
+            let mut rec = shared.recorders.slot(index);
+            rec.lost += conn.tracker.open_gaps() + conn.tracker.lost_now;
+            rec.duplicated += conn.tracker.duplicated;
+            rec.out_of_order += conn.tracker.out_of_order;
+            for p in &conn.pending {
+                rec.timeout(metric_of(p.wait));
+            }
+        }
+        let _ = conn.ws.close(None).await;
+        match end {
+            End::Stop => return,
+            End::Lost => {
+                shared.recorders.slot(index).disconnects += 1;
+                *shared
+                    .recorders
+                    .slot(index)
+                    .errors_by_kind
+                    .entry("disconnect".into())
+                    .or_default() += 1;
+                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+            }
+            End::Reconnect(intended) => reconnect_started = Some(intended),
+        }
+    }
+}
+
+fn metric_of(w: Wait) -> Metric {
+    match w {
+        Wait::Plain(m) => m,
+        Wait::Post => Metric::PostAck,
+        Wait::RejoinPart(_) | Wait::RejoinJoin(_) => Metric::Rejoin,
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+async fn send(ws: &mut Ws, id: u64, op: Op) -> bool {
+    let text = serde_json::to_string(&Request { id, op }).unwrap_or_default();
+    ws.send(WsMessage::Text(text.into())).await.is_ok()
+}
+
+/// Wait for the reply to `id` during set-up, holding pushes for later.
+async fn await_reply(
+    ws: &mut Ws,
+    id: u64,
+    held: &mut Vec<Message>,
+    timeout: Duration,
+) -> Result<serde_json::Value, &'static str> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return Err("timeout"),
+            Ok(Some(Ok(WsMessage::Text(t)))) => t,
+            Ok(Some(Ok(_))) => continue,
+            Ok(_) => return Err("disconnect"),
+        };
+        match ServerMsg::parse(msg.as_str()) {
+            Ok(ServerMsg::Reply { id: got, result }) if got == id => return Ok(result),
+            Ok(ServerMsg::Error { id: got, code, .. }) if got == Some(id) => {
+                return Err(code.as_str())
+            }
+            Ok(ServerMsg::Push(Push::Chat(m))) => held.push(m),
+            Ok(_) => {}
+            Err(_) => return Err("unparsable_reply"),
+        }
+    }
+}
+
+/// Connect, sign in, batch-join. Records connect, sign_in and join (or reconnect).
+async fn setup(
+    shared: &Shared,
+    index: usize,
+    user: &SimUser,
+    reconnect: Option<Instant>,
+) -> Result<Conn, &'static str> {
+    let timeout = shared.plan.request_timeout;
+    let t0 = Instant::now();
+    let source = super::net::source_for(&shared.target, index, shared.spread);
+    let stream = tokio::time::timeout(timeout, super::net::connect(shared.target, source))
+        .await
+        .map_err(|_| "timeout")?
+        .map_err(|_| "connect_failed")?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(crate::client::SOCKET_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20);
+    let (mut ws, _) = tokio::time::timeout(
+        timeout,
+        tokio_tungstenite::client_async_with_config(&shared.url, stream, Some(config)),
+    )
+    .await
+    .map_err(|_| "timeout")?
+    .map_err(|_| "handshake_failed")?;
+    let t1 = Instant::now();
+    let mut held = Vec::new();
+    if !send(
+        &mut ws,
+        1,
+        Op::SignIn {
+            token: user.token.clone(),
+        },
+    )
+    .await
+    {
+        return Err("disconnect");
+    }
+    await_reply(&mut ws, 1, &mut held, timeout).await?;
+    let t2 = Instant::now();
+    let rooms = Some(user.rooms.iter().map(|r| r.id).collect());
+    if !send(
+        &mut ws,
+        2,
+        Op::Bjoin {
+            rooms,
+            history: Some(shared.plan.history_on_join),
+        },
+    )
+    .await
+    {
+        return Err("disconnect");
+    }
+    let joined: BjoinResult =
+        serde_json::from_value(await_reply(&mut ws, 2, &mut held, timeout).await?)
+            .map_err(|_| "unparsable_reply")?;
+    let t3 = Instant::now();
+    let mut tracker = Tracker::default();
+    for j in &joined.joined {
+        tracker.joined(j.room.id, j.last_seq);
+    }
+    // Pushes that overtook the join reply: only those after the history returned count.
+    for m in held {
+        if joined
+            .joined
+            .iter()
+            .any(|j| j.room.id == m.room && m.seq > j.last_seq)
+        {
+            tracker.seen(m.room, m.seq);
+        }
+    }
+    let mut rec = shared.recorders.slot(index);
+    match reconnect {
+        Some(intended) => rec.ok(Metric::Reconnect, micros(t3 - t0), micros(t3 - intended)),
+        None => {
+            rec.ok(Metric::Connect, micros(t1 - t0), micros(t1 - t0));
+            rec.ok(Metric::SignIn, micros(t2 - t1), micros(t2 - t1));
+            rec.ok(Metric::Join, micros(t3 - t2), micros(t3 - t2));
+        }
+    }
+    for f in &joined.failed {
+        rec.error(Metric::Join, f.code.as_str());
+    }
+    Ok(Conn {
+        ws,
+        next_id: 3,
+        pending: Vec::new(),
+        tracker,
+        held: HashMap::new(),
+    })
+}
+
+/// Draw the delay to the next operation.
+fn next_gap(shared: &Shared, rng: &mut SmallRng) -> Duration {
+    let rate = match &shared.plan.workload {
+        Workload::Open => shared.rate_per_sec,
+        Workload::Closed { think_time } => 1.0 / think_time.as_secs_f64().max(1e-3),
+    };
+    if rate <= 0.0 {
+        return Duration::from_secs(3600);
+    }
+    let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+    Duration::from_secs_f64((-u.ln() / rate).min(3600.0))
+}
+
+/// The operations loop of one connection.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    shared: &Shared,
+    index: usize,
+    user: &SimUser,
+    conn: &mut Conn,
+    rng: &mut SmallRng,
+    quiesce: &CancellationToken,
+    stop: &CancellationToken,
+) -> End {
+    let closed = matches!(shared.plan.workload, Workload::Closed { .. });
+    let mut due = Instant::now() + next_gap(shared, rng);
+    let mut check = Instant::now() + Duration::from_secs(1);
+    let mut post_n = 0u64;
+    loop {
+        let can_issue = !quiesce.is_cancelled() && (!closed || conn.pending.is_empty());
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return End::Stop,
+            incoming = conn.ws.next() => {
+                let text = match incoming {
+                    Some(Ok(WsMessage::Text(t))) => t,
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return End::Lost,
+                    Some(Ok(_)) => continue,
+                };
+                let Ok(msg) = ServerMsg::parse(text.as_str()) else {
+                    shared.recorders.slot(index).error(Metric::Connect, "unparsable_reply");
+                    continue;
+                };
+                let replied = handle(shared, index, conn, msg).await;
+                if closed && replied {
+                    due = Instant::now() + next_gap(shared, rng);
+                }
+            }
+            _ = tokio::time::sleep_until(due), if can_issue => {
+                let intended = due;
+                if !closed {
+                    due += next_gap(shared, rng);
+                }
+                match shared.pick(rng) {
+                    Some((OpKind::Reconnect, _)) => return End::Reconnect(intended),
+                    Some((op, class)) => {
+                        if !issue(shared, index, user, conn, rng, op, class, intended, &mut post_n).await {
+                            return End::Lost;
+                        }
+                    }
+                    None => due = Instant::now() + Duration::from_secs(3600),
+                }
+            }
+            _ = tokio::time::sleep_until(check) => {
+                check += Duration::from_secs(1);
+                let limit = shared.plan.request_timeout;
+                let now = Instant::now();
+                let mut rec = shared.recorders.slot(index);
+                conn.pending.retain(|p| {
+                    let alive = now.duration_since(p.sent) < limit;
+                    if !alive { rec.timeout(metric_of(p.wait)); }
+                    alive
+                });
+                if closed && conn.pending.is_empty() && due < now {
+                    due = now;
+                }
+            }
+        }
+    }
+}
+
+/// Send one scheduled operation. Returns false when the connection failed.
+#[allow(clippy::too_many_arguments)]
+async fn issue(
+    shared: &Shared,
+    index: usize,
+    user: &SimUser,
+    conn: &mut Conn,
+    rng: &mut SmallRng,
+    op: OpKind,
+    class: Option<u16>,
+    intended: Instant,
+    post_n: &mut u64,
+) -> bool {
+    let rooms: Vec<&super::SimRoom> = user
+        .rooms
+        .iter()
+        .filter(|r| conn.tracker.has(r.id) && !conn.held.contains_key(&r.id))
+        .filter(|r| class.is_none_or(|c| r.class == c))
+        .collect();
+    let pick_room = |rng: &mut SmallRng, postable: bool| {
+        let choices: Vec<&&super::SimRoom> =
+            rooms.iter().filter(|r| !postable || r.can_post).collect();
+        (!choices.is_empty()).then(|| choices[rng.gen_range(0..choices.len())].id)
+    };
+    let (wait, request) = match op {
+        OpKind::Post => {
+            let Some(room) = pick_room(rng, true) else {
+                return true;
+            };
+            *post_n += 1;
+            let words: Vec<&str> = (0..8)
+                .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
+                .collect();
+            let text = words.join(" ");
+            let client_msg_id = format!("{}-{}-{}", user.id, index, post_n);
+            (
+                Wait::Post,
+                Op::Post {
+                    room,
+                    text,
+                    client_msg_id,
+                    sent_at_us: Some(now_us()),
+                },
+            )
+        }
+        OpKind::PollParticipants => {
+            // Visible rooms are the first one or two of the user's list (2.25 per user).
+            let visible = &user.rooms[..user.rooms.len().min(2)];
+            let Some(r) = visible.iter().find(|r| conn.tracker.has(r.id)) else {
+                return true;
+            };
+            (
+                Wait::Plain(Metric::PollParticipants),
+                Op::Participants { room: r.id },
+            )
+        }
+        OpKind::Search => {
+            let word = WORDS[rng.gen_range(0..WORDS.len())].to_string();
+            let rooms = pick_room(rng, false).map(|r| vec![r]);
+            (
+                Wait::Plain(Metric::Search),
+                Op::Search {
+                    text: Some(word),
+                    phrase: None,
+                    author: None,
+                    from_us: None,
+                    to_us: None,
+                    rooms,
+                    limit: Some(20),
+                },
+            )
+        }
+        OpKind::History => {
+            let Some(room) = pick_room(rng, false) else {
+                return true;
+            };
+            (
+                Wait::Plain(Metric::History),
+                Op::History {
+                    room,
+                    after_seq: None,
+                    limit: Some(shared.plan.history_on_join),
+                },
+            )
+        }
+        OpKind::ListRooms => (
+            Wait::Plain(Metric::ListRooms),
+            Op::ListRooms {
+                query: None,
+                category: None,
+                mine: Some(true),
+                limit: Some(20),
+            },
+        ),
+        OpKind::Rejoin => {
+            let Some(room) = pick_room(rng, false) else {
+                return true;
+            };
+            conn.held.insert(room, Vec::new());
+            (Wait::RejoinPart(room), Op::Part { room })
+        }
+        // Refused before the run starts (see `runner::unsupported_ops`); reconnects are
+        // handled by the session loop.
+        OpKind::Presence | OpKind::FileUpload | OpKind::FileDownload | OpKind::Reconnect => {
+            return true
+        }
+    };
+    let id = conn.next_id;
+    conn.next_id += 1;
+    let sent = Instant::now();
+    conn.pending.push(Pending {
+        id,
+        wait,
+        intended,
+        sent,
+    });
+    send(&mut conn.ws, id, request).await
+}
+
+/// Handle one message from the server. Returns true when it completed a request.
+async fn handle(shared: &Shared, index: usize, conn: &mut Conn, msg: ServerMsg) -> bool {
+    let (id, result) = match msg {
+        ServerMsg::Push(Push::Chat(m)) => {
+            if let Some(held) = conn.held.get_mut(&m.room) {
+                held.push(m.seq);
+            } else {
+                conn.tracker.seen(m.room, m.seq);
+            }
+            if let Some(sent) = m.sent_at_us {
+                shared
+                    .recorders
+                    .slot(index)
+                    .delivery((now_us() - sent).max(1) as u64);
+            } else {
+                shared.recorders.slot(index).deliveries += 1;
+            }
+            return false;
+        }
+        ServerMsg::Push(_) => return false,
+        ServerMsg::Reply { id, result } => (Some(id), Ok(result)),
+        ServerMsg::Error { id, code, .. } => (id, Err(code)),
+    };
+    let Some(pos) = conn.pending.iter().position(|p| Some(p.id) == id) else {
+        return false;
+    };
+    let p = conn.pending.swap_remove(pos);
+    let now = Instant::now();
+    let (service, response) = (micros(now - p.sent), micros(now - p.intended));
+    match (p.wait, result) {
+        (Wait::RejoinPart(room), Ok(_)) => {
+            let lost = conn.tracker.left(room);
+            shared.recorders.slot(index).lost += lost;
+            let id = conn.next_id;
+            conn.next_id += 1;
+            conn.pending.push(Pending {
+                id,
+                wait: Wait::RejoinJoin(room),
+                intended: p.intended,
+                sent: p.sent,
+            });
+            let op = Op::Join {
+                room,
+                history: Some(shared.plan.history_on_join),
+            };
+            let _ = send(&mut conn.ws, id, op).await;
+            return false;
+        }
+        (Wait::RejoinJoin(room), Ok(v)) => {
+            let last = serde_json::from_value::<Joined>(v)
+                .map(|j| j.last_seq)
+                .unwrap_or(i64::MAX);
+            conn.tracker.joined(room, last);
+            // Held pushes at or below the join's last_seq are in the returned history.
+            for seq in conn
+                .held
+                .remove(&room)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|s| *s > last)
+            {
+                conn.tracker.seen(room, seq);
+            }
+            shared
+                .recorders
+                .slot(index)
+                .ok(Metric::Rejoin, service, response);
+        }
+        (Wait::Post, Ok(v)) => {
+            if let Ok(ack) = serde_json::from_value::<Ack>(v) {
+                conn.tracker.seen(ack.room, ack.seq);
+                shared
+                    .ledger
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(ack.room)
+                    .or_default()
+                    .push(ack.seq);
+            }
+            shared
+                .recorders
+                .slot(index)
+                .ok(Metric::PostAck, service, response);
+        }
+        (Wait::Plain(m), Ok(_)) => shared.recorders.slot(index).ok(m, service, response),
+        (w, Err(code)) => {
+            if let Wait::RejoinPart(room) | Wait::RejoinJoin(room) = w {
+                conn.held.remove(&room);
+            }
+            shared
+                .recorders
+                .slot(index)
+                .error(metric_of(w), code.as_str());
+        }
+    }
+    true
+}
