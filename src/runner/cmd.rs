@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// The binary that serves the embedded target and runs shards (default: this one).
     #[arg(long, hide = true)]
     pub server_binary: Option<PathBuf>,
+    /// Settings file for the embedded server (`chatcap serve --config`), e.g. to change
+    /// limits or turn on a test hook.
+    #[arg(long)]
+    pub server_config: Option<PathBuf>,
     /// Split the load over this many generator processes (default: as many as the
     /// open-file limit requires).
     #[arg(long)]
@@ -80,6 +84,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         attach: args.attach,
         population: args.population,
         shards: args.shards,
+        server_config: args.server_config,
     };
     let is_shard = opts.shard.is_some();
     let interrupt = CancellationToken::new();
@@ -146,14 +151,16 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<()> {
     let elapsed =
         std::time::Duration::from_secs_f64(merged.timeline.last().map(|r| r.t_s).unwrap_or(0.0))
             .min(plan.duration());
-    let outcome = super::Outcome {
+    let mut outcome = super::Outcome {
         collector: super::shard::merged_collector(&merged),
         peak_connections: peak,
         elapsed,
         ending: super::Ending::Completed,
         ledger: merged.ledger,
         resources: merged.resources,
+        tails: merged.tails,
     };
+    outcome.collector.total.lost += super::tail_losses(&outcome.ledger, &outcome.tails);
     let info = crate::report::RunInfo {
         plan: &plan,
         scenario_file: scenario.display().to_string(),

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub attach: Option<String>,
     /// The simulated users file, for shards.
     pub population: Option<PathBuf>,
+    /// A `chatcap serve --config` file for the embedded server (settings, test hooks).
+    pub server_config: Option<PathBuf>,
     /// Split into this many local shard processes (default: as many as the descriptor
     /// limit requires).
     pub shards: Option<usize>,
@@ -236,12 +238,16 @@ async fn run_shard(
     )
     .await;
     live.finish();
-    super::shard::write_shard_files(&out, &outcome.collector.total, &outcome.ledger).map_err(
-        |e| RunError::Write {
-            path: out.display().to_string(),
-            source: std::io::Error::other(e.to_string()),
-        },
-    )?;
+    super::shard::write_shard_files(
+        &out,
+        &outcome.collector.total,
+        &outcome.ledger,
+        &outcome.tails,
+    )
+    .map_err(|e| RunError::Write {
+        path: out.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     finish(&plan, &opts, &out, outcome, None, started_unix, fd_limit)
 }
 
@@ -269,6 +275,7 @@ async fn ready_target(plan: &RunPlan, opts: &RunOptions, out: &Path) -> Result<T
             let t = target::embedded(
                 plan,
                 &opts.server_binary,
+                opts.server_config.as_deref(),
                 &out.join("server-data"),
                 out,
                 &progress,
@@ -287,11 +294,15 @@ fn finish(
     plan: &RunPlan,
     opts: &RunOptions,
     out: &Path,
-    outcome: Outcome,
+    mut outcome: Outcome,
     reconciliation: Option<super::reconcile::Reconciliation>,
     started_unix: i64,
     fd_limit: u64,
 ) -> Result<(Summary, PathBuf), RunError> {
+    // A shard sees only its own acknowledgements; the merge does this for the whole run.
+    if opts.shard.is_none() {
+        outcome.collector.total.lost += super::tail_losses(&outcome.ledger, &outcome.tails);
+    }
     let info = RunInfo {
         plan,
         scenario_file: opts.scenario_file.display().to_string(),

@@ -78,6 +78,8 @@ pub struct Shared {
     pub connected: AtomicU64,
     /// Acknowledged posts: room → sequence numbers (for reconciliation).
     pub ledger: Mutex<HashMap<i64, Vec<i64>>>,
+    /// Per (room, last seq accounted for) of every connection still up at the end.
+    pub tails: Mutex<Vec<(i64, i64)>>,
     /// Operations per second per connection (open model).
     pub rate_per_sec: f64,
     /// Cumulative weights for choosing an operation.
@@ -113,6 +115,7 @@ impl Shared {
             spread,
             connected: AtomicU64::new(0),
             ledger: Mutex::new(HashMap::new()),
+            tails: Mutex::new(Vec::new()),
             rate_per_sec,
             choices,
         }
@@ -156,6 +159,21 @@ pub struct Outcome {
     pub ledger: HashMap<i64, Vec<i64>>,
     /// Resource samples of the processes probed, once a second.
     pub resources: Vec<Sample>,
+    /// (room, last seq accounted for) of every connection up at the end.
+    pub tails: Vec<(i64, i64)>,
+}
+
+/// Messages acknowledged to their senders that a connection still in the room at the end
+/// never received: for each (room, last seq seen), the acknowledged seqs above it.
+pub fn tail_losses(ledger: &HashMap<i64, Vec<i64>>, tails: &[(i64, i64)]) -> u64 {
+    let top: HashMap<i64, &Vec<i64>> = ledger.iter().map(|(r, s)| (*r, s)).collect();
+    tails
+        .iter()
+        .filter_map(|(room, seen)| {
+            top.get(room)
+                .map(|seqs| seqs.iter().filter(|s| **s > *seen).count() as u64)
+        })
+        .sum()
 }
 
 /// Connections for the first `users` users (endpoints per user spread evenly: 1.5 gives
@@ -263,6 +281,7 @@ pub async fn drive(
     let connected = shared.connected.load(Ordering::Relaxed);
     collector.tick(&shared.recorders, start.elapsed(), connected, 0);
     let ledger = std::mem::take(&mut *shared.ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    let tails = std::mem::take(&mut *shared.tails.lock().unwrap_or_else(|p| p.into_inner()));
     resources.extend(
         probes
             .iter_mut()
@@ -275,5 +294,6 @@ pub async fn drive(
         ending,
         ledger,
         resources,
+        tails,
     }
 }

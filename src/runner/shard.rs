@@ -65,6 +65,8 @@ impl FromStr for ShardId {
 pub const TOTALS: &str = "totals.json";
 /// Acknowledged posts of the shard.
 pub const LEDGER: &str = "ledger.json";
+/// (room, last seq seen) of the shard's connections at the end.
+pub const TAILS: &str = "tails.json";
 /// The simulated users handed to shards.
 pub const POPULATION: &str = "population.json";
 
@@ -128,9 +130,11 @@ pub fn write_shard_files(
     dir: &Path,
     total: &Recorder,
     ledger: &HashMap<i64, Vec<i64>>,
+    tails: &[(i64, i64)],
 ) -> Result<(), ShardError> {
     write_json(&dir.join(TOTALS), &total.to_raw())?;
-    write_json(&dir.join(LEDGER), ledger)
+    write_json(&dir.join(LEDGER), ledger)?;
+    write_json(&dir.join(TAILS), &tails)
 }
 
 /// Everything merged from shard folders.
@@ -144,6 +148,8 @@ pub struct Merged {
     pub ledger: HashMap<i64, Vec<i64>>,
     /// Resource samples of every shard, renamed `generator-<i>`.
     pub resources: Vec<Sample>,
+    /// End-of-run tails of every shard's connections.
+    pub tails: Vec<(i64, i64)>,
 }
 
 /// Merge shard folders.
@@ -152,6 +158,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, ShardError> {
     let mut timeline: Vec<TimelineRow> = Vec::new();
     let mut ledger: HashMap<i64, Vec<i64>> = HashMap::new();
     let mut resources = Vec::new();
+    let mut tails = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
         let path = dir.join(TOTALS);
         let raw: RawRecorder = read_json(&path)?;
@@ -164,6 +171,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, ShardError> {
         for (room, seqs) in part {
             ledger.entry(room).or_default().extend(seqs);
         }
+        tails.extend(read_json::<Vec<(i64, i64)>>(&dir.join(TAILS))?);
         for (k, row) in read_csv::<TimelineRow>(&dir.join("timeline.csv"))?
             .into_iter()
             .enumerate()
@@ -185,6 +193,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, ShardError> {
         timeline,
         ledger,
         resources,
+        tails,
     })
 }
 

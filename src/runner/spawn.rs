@@ -133,5 +133,6 @@ pub async fn run_local_shards(
         ending,
         ledger: merged.ledger,
         resources,
+        tails: merged.tails,
     })
 }

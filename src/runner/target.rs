@@ -115,6 +115,7 @@ pub fn population_spec(p: &Population) -> PopulationSpec {
 pub async fn embedded(
     plan: &RunPlan,
     binary: &Path,
+    server_config: Option<&Path>,
     dir: &Path,
     log_dir: &Path,
     progress: &(dyn Fn(provision::Progress) + Sync),
@@ -165,8 +166,13 @@ pub async fn embedded(
         what: "server log".into(),
         source,
     })?;
-    let child = Command::new(binary)
-        .args(["serve", "--data-dir"])
+    let mut cmd = Command::new(binary);
+    if let Some(cfg) = server_config {
+        cmd.args(["serve", "--config"]).arg(cfg).arg("--data-dir");
+    } else {
+        cmd.args(["serve", "--data-dir"]);
+    }
+    let child = cmd
         .arg(dir)
         .args([
             "--listen",

@@ -70,6 +70,12 @@ impl Tracker {
         }
     }
 
+    /// Per room, the highest sequence number this connection accounted for (for the
+    /// end-of-run check of messages that never arrived at all).
+    pub fn tails(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.rooms.iter().map(|(room, t)| (*room, t.next - 1))
+    }
+
     /// Gaps still open (lost, if the run ends now).
     pub fn open_gaps(&self) -> u64 {
         self.rooms.values().map(|t| t.missing.len() as u64).sum()

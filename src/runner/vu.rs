@@ -121,7 +121,14 @@ pub async fn run(
         }
         let _ = conn.ws.close(None).await;
         match end {
-            End::Stop => return,
+            End::Stop => {
+                shared
+                    .tails
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(conn.tracker.tails());
+                return;
+            }
             End::Lost => {
                 shared.recorders.slot(index).disconnects += 1;
                 *shared
