@@ -2,5 +2,11 @@
 //! (a SQLite file per test; PostgreSQL when `CHATCAP_TEST_PG` names a server, as
 //! `scripts/test` arranges).
 
+mod admin_ops;
+mod bad_input;
+mod chat_ops;
 mod common;
+mod discovery;
+mod durability;
+mod rights;
 mod smoke;
