@@ -232,3 +232,105 @@ async fn list_rooms_filters_and_room_info_show_what_the_user_may_find() {
         c.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_user_with_two_endpoints_is_one_participant() {
+    for backend in backends() {
+        let mut c = Cast::new(backend).await;
+        let r = c.room("r", Privacy::Closed, &[c.alice, c.bob]).await;
+        let mut al = c.srv.client(c.alice).await;
+        let mut b1 = c.srv.client(c.bob).await;
+        let mut b2 = c.srv.client(c.bob).await;
+        join(&mut al, r).await;
+        join(&mut b1, r).await;
+        join(&mut b2, r).await;
+        let p: Participants = ok_as(&mut al, Op::Participants { room: r }).await;
+        assert_eq!(
+            p.users.iter().map(|u| u.id).collect::<Vec<_>>(),
+            vec![c.alice, c.bob]
+        );
+        // bob's first endpoint leaving is not bob leaving.
+        crate::common::ok(&mut b1, Op::Part { room: r }).await;
+        let rosters: Vec<Push> = crate::common::pushes_so_far(&mut al)
+            .await
+            .into_iter()
+            .filter(|p| matches!(p, Push::Roster { .. }))
+            .collect();
+        assert_eq!(
+            rosters,
+            vec![Push::Roster {
+                room: r,
+                user: c.bob,
+                present: true
+            }],
+            "one arrival for two endpoints, no departure yet"
+        );
+        let p: Participants = ok_as(&mut al, Op::Participants { room: r }).await;
+        assert_eq!(p.users.len(), 2);
+        b2.close().await;
+        let left = wait_push(&mut al, |p| matches!(p, Push::Roster { .. })).await;
+        assert_eq!(
+            left,
+            Push::Roster {
+                room: r,
+                user: c.bob,
+                present: false
+            }
+        );
+        let p: Participants = ok_as(&mut al, Op::Participants { room: r }).await;
+        assert_eq!(
+            p.users.iter().map(|u| u.id).collect::<Vec<_>>(),
+            vec![c.alice]
+        );
+        c.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn search_looks_past_a_page_of_unreadable_messages() {
+    for backend in backends() {
+        let srv = crate::common::TestServer::start_with(backend, |cfg| {
+            cfg.front.rate_burst = 5000.0;
+        })
+        .await;
+        let mut c = Cast::with(srv).await;
+        let open = c.room("open", Privacy::Open, &[]).await;
+        let secret = c.room("secret", Privacy::Secret, &[]).await;
+        join(&mut c.a, open).await;
+        join(&mut c.a, secret).await;
+        post(&mut c.a, open, "needle in the open", "n1").await;
+        // More hidden matches than one scan page holds, all newer than the readable one.
+        let ids: Vec<String> = (0..700).map(|i| format!("needle-{i}")).collect();
+        let acks = crate::common::post_burst(&mut c.a, secret, &ids).await;
+        assert!(acks.iter().all(|a| a.is_ok()));
+        let mut b = c.srv.client(c.bob).await;
+        let found: Messages = ok_as(
+            &mut b,
+            Find {
+                text: Some("needle".into()),
+                ..Default::default()
+            }
+            .op(),
+        )
+        .await;
+        let got: Vec<(i64, i64)> = found.messages.iter().map(|m| (m.room, m.seq)).collect();
+        assert_eq!(got, vec![(open, 1)]);
+        let all: Messages = ok_as(
+            &mut c.a,
+            Op::Search {
+                text: Some("needle".into()),
+                phrase: None,
+                author: None,
+                from_us: None,
+                to_us: None,
+                rooms: None,
+                limit: Some(500),
+            },
+        )
+        .await;
+        assert_eq!(all.messages.len(), 500);
+        assert!(all.messages.iter().all(|m| m.room == secret));
+        assert_eq!(all.messages.last().map(|m| m.seq), Some(700), "newest last");
+        c.stop().await;
+    }
+}
