@@ -76,8 +76,8 @@ async fn sign_in_comes_first_and_only_once() {
         assert_eq!(refused(&mut anon, join_op(1)).await, ErrorCode::NotSignedIn);
         assert_eq!(
             raw_error(&mut anon, r#"{"id":77,"type":"teleport"}"#).await,
-            (Some(77), ErrorCode::BadRequest),
-            "before sign-in an unknown type is a bad request"
+            (Some(77), ErrorCode::UnknownType),
+            "before sign-in an unknown type is named as such, as after"
         );
         anon.send_binary(vec![1, 2, 3]).await.expect("send");
         assert!(matches!(
@@ -289,10 +289,10 @@ async fn unknown_rooms_are_not_found_everywhere() {
         .await;
         assert!(res.joined.is_empty());
         assert_eq!(res.failed[0].code, RoomNotFound);
-        // A post needs a joined room, and an unknown room can never be joined.
+        // A post to an unknown room says so (not "join first").
         assert_eq!(
             refused(&mut b, post_op(nope, "x", "x")).await,
-            ErrorCode::NotJoined
+            ErrorCode::RoomNotFound
         );
         ok(&mut b, Op::Ping).await;
         c.stop().await;

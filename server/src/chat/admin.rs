@@ -153,14 +153,13 @@ impl Hub {
                     invitations: spec.invitations,
                     last_seq: 0,
                 };
-                room.id = self.store.create_room(&room).await.map_err(store_err)?;
                 // The creator becomes manager (and member) of the new room.
-                for role in [RoleName::Manager, RoleName::Member] {
-                    self.store
-                        .set_role(room.id, user.id, role, true)
-                        .await
-                        .map_err(store_err)?;
-                }
+                let roles = [(user.id, RoleName::Manager), (user.id, RoleName::Member)];
+                room.id = self
+                    .store
+                    .create_room(&room, &roles)
+                    .await
+                    .map_err(store_err)?;
                 let new_id = room.id;
                 let mut dir = self.dir_mut();
                 dir.put_room(room);
@@ -219,6 +218,8 @@ impl Hub {
                 if !grant {
                     self.evict_unauthorised(*room, "removed");
                 }
+                // The target's roles changed (e.g. a new presenter): tell the room.
+                self.announce_room(*room);
                 Ok(reply_json(id, &Changed { changed: 1 }))
             }
             Op::DeleteRoom { room } => {
@@ -229,9 +230,16 @@ impl Hub {
                         format!("room {room} not found"),
                     ));
                 }
-                self.flush().await;
-                self.store.delete_room(*room).await.map_err(store_err)?;
+                // Close the room to posts first (disabled in memory, everyone out), then let
+                // what was numbered reach the database, and only then delete: no message
+                // can be stored after its room is gone.
+                let was_disabled = self.set_disabled_in_memory(*room, true);
                 self.evict_all(*room, "deleted");
+                self.flush().await;
+                if let Err(e) = self.store.delete_room(*room).await {
+                    self.set_disabled_in_memory(*room, was_disabled);
+                    return Err(store_err(e));
+                }
                 self.dir_mut().remove_room(*room);
                 self.drop_room(*room);
                 Ok(reply_json(id, &Changed { changed: 1 }))
@@ -322,6 +330,15 @@ impl Hub {
         }
     }
 
+    /// Set a room's disabled flag in memory only; returns the previous value.
+    fn set_disabled_in_memory(&self, room: i64, disabled: bool) -> bool {
+        let mut dir = self.dir_mut();
+        match dir.rooms.get_mut(&room) {
+            Some(r) => std::mem::replace(&mut r.disabled, disabled),
+            None => disabled,
+        }
+    }
+
     /// Push the room's new settings to every session in it.
     fn announce_room(&self, room: i64) {
         let live = self.room(room);
@@ -363,7 +380,7 @@ impl Hub {
         for (key, user) in present {
             if out(self, user) {
                 self.session_rooms(key, room, false);
-                live.hot().leave(key);
+                self.leave_room(key, room);
                 self.send(key, push.clone());
             }
         }

@@ -50,7 +50,13 @@ impl CommitSink for Sink {
                 }
                 metrics::counter!("chatcap_deliveries_total")
                     .increment(hot.present.len().saturating_sub(1) as u64);
-                hot.cache_push(e.msg, hub.config.history as usize);
+                // A category without history keeps nothing, in memory either.
+                let cap = if e.persist {
+                    hub.config.history as usize
+                } else {
+                    0
+                };
+                hot.cache_push(e.msg, cap);
             }
             metrics::counter!("chatcap_posts_acked_total").increment(1);
             hub.send(e.tag.key, reply_json(e.tag.request, &ack));

@@ -54,7 +54,8 @@ async fn run_link(hub: Arc<Hub>, stream: TcpStream, shutdown: CancellationToken)
         _ => return,
     }
     let (tx, mut rx) = mpsc::channel::<Frame>(LINK_QUEUE);
-    let link = hub.add_link(tx);
+    let closed = CancellationToken::new();
+    let link = hub.add_link(tx, closed.clone());
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
             if sink.feed(frame.to_bytes()).await.is_err() {
@@ -69,6 +70,7 @@ async fn run_link(hub: Arc<Hub>, stream: TcpStream, shutdown: CancellationToken)
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = closed.cancelled() => break,
             next = source.next() => next,
         };
         let body = match next {
@@ -100,6 +102,8 @@ async fn run_link(hub: Arc<Hub>, stream: TcpStream, shutdown: CancellationToken)
         }
     }
     hub.remove_link(link);
+    // The writer may be blocked on a front end that stopped reading: don't wait for it.
+    writer.abort();
     let _ = writer.await;
     tracing::info!(link, "link down");
 }

@@ -8,6 +8,7 @@
 //! - [`ops`]: the chat operations (join, post, history, search, …).
 //! - [`admin`]: room, category and role management, administrators' operations.
 //! - [`delivery`]: acknowledging committed posts and fanning them out.
+//! - [`presence`]: presence states and who watches whom.
 //! - [`link`]: the session-protocol listener (port 5041) that feeds the hub.
 //!
 //! The hub never speaks SQL (that is `store`) and never touches WebSockets (that is the
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod delivery;
 pub mod link;
 pub mod ops;
+pub mod presence;
 pub mod rights;
 pub mod room;
 
@@ -26,10 +28,10 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::ChatConfig;
 use crate::model::{Directory, User};
-use crate::protocol::client::RequestHead;
 use crate::protocol::reply::{error_json, push_json};
 use crate::protocol::session::Frame;
 use crate::protocol::{ErrorCode, Op, Push, Request, WireError};
@@ -54,6 +56,12 @@ struct Session {
     rooms: Vec<i64>,
 }
 
+/// A link's outgoing queue and the token that closes it.
+struct LinkHandle {
+    tx: mpsc::Sender<Frame>,
+    closed: CancellationToken,
+}
+
 /// The tag a queued post carries: who to acknowledge, and for which request.
 #[derive(Debug)]
 pub struct PostTag {
@@ -74,7 +82,8 @@ pub struct Hub {
     dir: RwLock<Directory>,
     rooms: RwLock<HashMap<i64, Arc<RoomLive>>>,
     sessions: Mutex<HashMap<SessionKey, Session>>,
-    links: RwLock<HashMap<u32, mpsc::Sender<Frame>>>,
+    links: RwLock<HashMap<u32, LinkHandle>>,
+    presence: Mutex<presence::PresenceBook>,
     next_link: AtomicU32,
     committer: std::sync::OnceLock<Committer<PostTag>>,
     /// Requests being handled by spawned tasks (for "busy" refusals).
@@ -104,6 +113,7 @@ impl Hub {
             rooms: RwLock::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             links: RwLock::new(HashMap::new()),
+            presence: Mutex::new(presence::PresenceBook::default()),
             next_link: AtomicU32::new(1),
             committer: std::sync::OnceLock::new(),
             in_flight: AtomicUsize::new(0),
@@ -160,27 +170,30 @@ impl Hub {
     }
 
     /// Register a link's outgoing queue; returns the link id.
-    pub fn add_link(&self, tx: mpsc::Sender<Frame>) -> u32 {
+    /// `closed` is cancelled when the hub drops the link, so that its reader stops too.
+    pub fn add_link(&self, tx: mpsc::Sender<Frame>, closed: CancellationToken) -> u32 {
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
         self.links
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
+            .insert(id, LinkHandle { tx, closed });
         metrics::gauge!("chatcap_links").increment(1.0);
         id
     }
 
     /// Drop a link and every session on it.
     pub fn remove_link(&self, link: u32) {
-        if self
+        let Some(handle) = self
             .links
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&link)
-            .is_none()
-        {
+        else {
             return;
-        }
+        };
+        // Stops the link's reader and closes the socket: the front end sees the link go
+        // down and ends the sessions it carried, instead of waiting on a silent link.
+        handle.closed.cancel();
         metrics::gauge!("chatcap_links").decrement(1.0);
         let keys: Vec<SessionKey> = {
             let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
@@ -203,7 +216,7 @@ impl Hub {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&link)
-            .cloned();
+            .map(|h| h.tx.clone());
         if let Some(tx) = tx {
             if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
                 tracing::warn!(link, "link queue full; dropping the link");
@@ -274,6 +287,80 @@ impl Hub {
             for room in s.rooms {
                 self.leave_room(key, room);
             }
+            if s.signed_in {
+                let changed = self.presence_book().session_closed(key, s.user);
+                if let Some(state) = changed {
+                    self.push_presence(s.user, state);
+                }
+            }
+        }
+    }
+
+    fn presence_book(&self) -> std::sync::MutexGuard<'_, presence::PresenceBook> {
+        self.presence.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tell every session watching `user` its new state, one frame per link.
+    fn push_presence(&self, user: i64, state: crate::protocol::PresenceState) {
+        let mut by_link: HashMap<u32, Vec<u64>> = HashMap::new();
+        for key in self.presence_book().watchers(user) {
+            by_link.entry(key.link).or_default().push(key.session);
+        }
+        if by_link.is_empty() {
+            return;
+        }
+        let json = Bytes::from(push_json(&Push::Presence { user, state }));
+        for (link, sessions) in by_link {
+            self.send_frame(
+                link,
+                Frame::Fanout {
+                    sessions,
+                    json: json.clone(),
+                },
+            );
+        }
+    }
+
+    /// `set_presence` and `subscribe`.
+    pub(super) fn presence_op(
+        &self,
+        key: SessionKey,
+        user: i64,
+        id: u64,
+        op: &Op,
+    ) -> Result<String, WireError> {
+        match op {
+            Op::SetPresence { state } => {
+                let changed = self.presence_book().set(user, *state);
+                if let Some(state) = changed {
+                    self.push_presence(user, state);
+                }
+                Ok(crate::protocol::reply::reply_json(
+                    id,
+                    &serde_json::json!({}),
+                ))
+            }
+            Op::Subscribe { users } => {
+                if users.len() > presence::MAX_CONTACTS {
+                    return Err(WireError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("at most {} contacts", presence::MAX_CONTACTS),
+                    ));
+                }
+                let states = self.presence_book().subscribe(key, users);
+                let presence = states
+                    .into_iter()
+                    .map(|(user, state)| crate::protocol::reply::PresenceEntry { user, state })
+                    .collect();
+                Ok(crate::protocol::reply::reply_json(
+                    id,
+                    &crate::protocol::reply::PresenceList { presence },
+                ))
+            }
+            other => Err(WireError::new(
+                ErrorCode::Internal,
+                format!("{} is not a presence operation", other.name()),
+            )),
         }
     }
 
@@ -328,10 +415,8 @@ impl Hub {
         let req: Request = match serde_json::from_slice(&json) {
             Ok(r) => r,
             Err(e) => {
-                let id = serde_json::from_slice::<RequestHead>(&json)
-                    .ok()
-                    .and_then(|h| h.id);
-                return self.send_error(key, id, &parse_error(&json, &e));
+                let (id, err) = crate::protocol::client::parse_error(&json, &e);
+                return self.send_error(key, id, &err);
             }
         };
         metrics::counter!("chatcap_requests_total", "op" => req.op.name()).increment(1);
@@ -345,6 +430,8 @@ impl Hub {
                 | Op::Ping
                 | Op::Participants { .. }
                 | Op::RoomInfo { .. }
+                | Op::SetPresence { .. }
+                | Op::Subscribe { .. }
         ) {
             if let Some(result) = self.dispatch_inline(key, &req) {
                 self.finish(key, req.id, result);
@@ -375,7 +462,7 @@ impl Hub {
         }
     }
 
-    fn sign_in(&self, key: SessionKey, id: u64) {
+    fn sign_in(self: &Arc<Self>, key: SessionKey, id: u64) {
         let outcome = {
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             match sessions.get_mut(&key) {
@@ -390,40 +477,77 @@ impl Hub {
                 }
             }
         };
-        let result = outcome.and_then(|user| {
-            let dir = self.dir();
-            let u = dir
-                .users
-                .get(&user)
-                .ok_or_else(|| WireError::new(ErrorCode::InvalidToken, "unknown user"))?;
-            Ok(crate::protocol::reply::reply_json(
-                id,
-                &crate::protocol::reply::SignedIn {
-                    user: crate::protocol::UserInfo {
-                        id: u.id,
-                        name: u.name.clone(),
-                        admin: u.admin,
-                    },
-                    server_time_us: crate::model::now_us(),
-                },
-            ))
-        });
-        match result {
-            Ok(json) => self.send(key, json),
-            Err(e) => {
-                self.send_error(key, Some(id), &e);
-                if e.code == ErrorCode::InvalidToken {
-                    self.send_frame(
-                        key.link,
-                        Frame::Kick {
-                            session: key.session,
-                            reason: "invalid_token".into(),
-                        },
+        let user = match outcome {
+            Ok(user) => user,
+            Err(e) => return self.send_error(key, Some(id), &e),
+        };
+        let known = self.dir().users.get(&user).cloned();
+        if let Some(u) = known {
+            return self.signed_in(key, id, &u);
+        }
+        // A user created after this server loaded its directory (`chatcap user add`, or
+        // another server of the pool): look it up once.
+        let hub = self.clone();
+        tokio::spawn(async move {
+            match hub.store.user_by_id(user).await {
+                Ok(Some(u)) => {
+                    hub.dir_mut().users.insert(u.id, u.clone());
+                    hub.signed_in(key, id, &u);
+                }
+                Ok(None) => hub.refuse_sign_in(
+                    key,
+                    id,
+                    WireError::new(ErrorCode::InvalidToken, "unknown user"),
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "storage failure at sign-in");
+                    let err = WireError::new(
+                        ErrorCode::Internal,
+                        "storage unavailable; sign in again later",
                     );
-                    self.close_session(key);
+                    hub.refuse_sign_in(key, id, err);
                 }
             }
+        });
+    }
+
+    fn signed_in(&self, key: SessionKey, id: u64, u: &User) {
+        let changed = self.presence_book().session_opened(u.id);
+        if let Some(state) = changed {
+            self.push_presence(u.id, state);
         }
+        let reply = crate::protocol::reply::SignedIn {
+            user: crate::protocol::UserInfo {
+                id: u.id,
+                name: u.name.clone(),
+                admin: u.admin,
+            },
+            server_time_us: crate::model::now_us(),
+        };
+        self.send(key, crate::protocol::reply::reply_json(id, &reply));
+    }
+
+    /// Refuse a sign-in: the error, then the end of the session.
+    fn refuse_sign_in(&self, key: SessionKey, id: u64, e: WireError) {
+        self.send_error(key, Some(id), &e);
+        let reason = e.code.as_str().to_string();
+        self.send_frame(
+            key.link,
+            Frame::Kick {
+                session: key.session,
+                reason,
+            },
+        );
+        // Not signed in after all: nothing to tell watchers.
+        if let Some(s) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&key)
+        {
+            s.signed_in = false;
+        }
+        self.close_session(key);
     }
 
     /// Test hook: drop every `n`th delivery (0 turns it off).
@@ -435,18 +559,5 @@ impl Hub {
     fn drop_this_delivery(&self) -> bool {
         let n = self.drop_every.load(Ordering::Relaxed);
         n > 0 && (self.dropped_counter.fetch_add(1, Ordering::Relaxed) + 1) % n == 0
-    }
-}
-
-/// Turn a JSON error into the protocol's error: unknown type, or bad request.
-fn parse_error(json: &[u8], e: &serde_json::Error) -> WireError {
-    match serde_json::from_slice::<RequestHead>(json) {
-        Ok(RequestHead {
-            kind: Some(kind), ..
-        }) if !crate::protocol::client::KNOWN_TYPES.contains(&kind.as_str()) => WireError::new(
-            ErrorCode::UnknownType,
-            format!("unknown request type {kind:?}"),
-        ),
-        _ => WireError::new(ErrorCode::BadRequest, format!("malformed request: {e}")),
     }
 }

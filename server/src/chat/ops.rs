@@ -71,6 +71,9 @@ impl Hub {
                 rights::visible(&dir, &user, *room)
                     .map(|r| reply_json(req.id, &room_info(&dir, r, user.id)))
             }
+            Op::SetPresence { .. } | Op::Subscribe { .. } => {
+                self.presence_op(key, user.id, req.id, &req.op)
+            }
             Op::Post {
                 room,
                 text,
@@ -260,6 +263,9 @@ impl Hub {
         let r = rights::readable(&dir, user, room)?;
         let info = super::ops::room_info(&dir, r, user.id);
         let mut hot = live.hot();
+        // The database may hold messages committed but not yet delivered: those come as
+        // pushes after this join, so the history stops at the last delivered one.
+        messages.retain(|m| m.seq <= hot.last_committed);
         let have = messages.last().map(|m| m.seq).unwrap_or(0);
         messages.extend(hot.cache.iter().filter(|m| m.seq > have).cloned());
         let skip = messages.len().saturating_sub(n as usize);
@@ -346,6 +352,8 @@ impl Hub {
             ));
         }
         if !self.session_in(key, room) {
+            // An unknown (or invisible) room is named as such, not as "not joined".
+            rights::visible(&self.dir(), user, room)?;
             return Err(WireError::new(
                 ErrorCode::NotJoined,
                 format!("join room {room} before posting"),
@@ -366,13 +374,15 @@ impl Hub {
         }
         let live = self.room(room);
         let mut hot = live.hot();
-        let (seq, duplicate) = match hot.seen(user.id, client_msg_id) {
-            Some(seq) => (seq, true),
+        // A retry is acknowledged with the original's number and time.
+        let (seq, posted_at_us, duplicate) = match hot.seen(user.id, client_msg_id) {
+            Some((seq, at)) => (seq, at, true),
             None => {
                 let seq = hot.next_seq;
+                let at = now_us();
                 hot.next_seq += 1;
-                hot.remember(user.id, client_msg_id, seq, self.config.dedupe_window);
-                (seq, false)
+                hot.remember(user.id, client_msg_id, seq, at, self.config.dedupe_window);
+                (seq, at, false)
             }
         };
         let msg = Message {
@@ -385,7 +395,7 @@ impl Hub {
                 text.to_string()
             },
             client_msg_id: client_msg_id.to_string(),
-            posted_at_us: now_us(),
+            posted_at_us,
             sent_at_us,
             removed: false,
         };
@@ -444,6 +454,9 @@ impl Hub {
         const PAGE: u32 = 500;
         const MAX_PAGES: usize = 20;
         if let Some(rooms) = &q.rooms {
+            if rooms.is_empty() {
+                return Ok(Vec::new());
+            }
             let dir = self.dir();
             for r in rooms {
                 rights::readable(&dir, user, *r)?;

@@ -34,7 +34,7 @@ pub struct Hot {
     /// Most recent committed messages, oldest first (at most the history cache size).
     pub cache: VecDeque<Message>,
     /// Recent (author, client_msg_id) → seq, for recognising retries.
-    dedupe: HashMap<(i64, String), i64>,
+    dedupe: HashMap<(i64, String), (i64, i64)>,
     dedupe_order: VecDeque<(i64, String)>,
     /// Sessions in the room now, with their users.
     pub present: HashMap<SessionKey, i64>,
@@ -44,7 +44,8 @@ pub struct Hot {
 
 impl Hot {
     /// The seq of an earlier post with the same author and client id, if remembered.
-    pub fn seen(&self, author: i64, client_msg_id: &str) -> Option<i64> {
+    /// (seq, posted_at_us) of the original.
+    pub fn seen(&self, author: i64, client_msg_id: &str) -> Option<(i64, i64)> {
         // Allocation-free lookup would need a borrowed key type; retries are rare enough.
         self.dedupe
             .get(&(author, client_msg_id.to_string()))
@@ -52,12 +53,23 @@ impl Hot {
     }
 
     /// Remember a post's client id, forgetting the oldest beyond `window`.
-    pub fn remember(&mut self, author: i64, client_msg_id: &str, seq: i64, window: usize) {
+    pub fn remember(
+        &mut self,
+        author: i64,
+        client_msg_id: &str,
+        seq: i64,
+        posted_at_us: i64,
+        window: usize,
+    ) {
         if window == 0 {
             return;
         }
         let key = (author, client_msg_id.to_string());
-        if self.dedupe.insert(key.clone(), seq).is_none() {
+        if self
+            .dedupe
+            .insert(key.clone(), (seq, posted_at_us))
+            .is_none()
+        {
             self.dedupe_order.push_back(key);
         }
         while self.dedupe_order.len() > window {
@@ -149,7 +161,7 @@ impl RoomLive {
                 hot.next_seq = top + 1;
                 hot.last_committed = top;
                 for m in recent {
-                    hot.remember(m.author, &m.client_msg_id, m.seq, window);
+                    hot.remember(m.author, &m.client_msg_id, m.seq, m.posted_at_us, window);
                     hot.cache_push(m, cache_cap);
                 }
                 Ok(())

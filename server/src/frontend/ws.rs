@@ -45,8 +45,19 @@ impl Bucket {
     }
 }
 
+/// Longest wait for one write to a client; a client that does not read for this long is
+/// dropped (its task must not hang on it).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn send_msg(ws: &mut WebSocket, msg: WsMessage) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, ws.send(msg)).await,
+        Ok(Ok(()))
+    )
+}
+
 async fn send_text(ws: &mut WebSocket, text: String) -> bool {
-    ws.send(WsMessage::Text(text.into())).await.is_ok()
+    send_msg(ws, WsMessage::Text(text.into())).await
 }
 
 async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
@@ -54,7 +65,17 @@ async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
         code,
         reason: Utf8Bytes::from(reason.to_string()),
     };
-    let _ = ws.send(WsMessage::Close(Some(frame))).await;
+    send_msg(ws, WsMessage::Close(Some(frame))).await;
+}
+
+/// The close code for a `bye` reason: 1001 going away (shutdown), 1012 service restart
+/// (link to the chat server lost: reconnect), 1008 policy (slow consumer, bad token).
+fn close_code(reason: &str) -> u16 {
+    match reason {
+        "shutdown" => 1001,
+        "link_lost" => 1012,
+        _ => 1008,
+    }
 }
 
 fn request_id(text: &str) -> Option<u64> {
@@ -93,8 +114,8 @@ async fn sign_in(fe: &FrontEnd, ws: &mut WebSocket) -> Option<(i64, Bytes)> {
         let req: Request = match serde_json::from_str(text.as_str()) {
             Ok(r) => r,
             Err(e) => {
-                let err = WireError::new(ErrorCode::BadRequest, format!("malformed request: {e}"));
-                send_text(ws, error_json(request_id(text.as_str()), &err)).await;
+                let (id, err) = crate::protocol::client::parse_error(text.as_bytes(), &e);
+                send_text(ws, error_json(id, &err)).await;
                 continue;
             }
         };
@@ -160,7 +181,14 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
         Some("link_lost".to_string())
     };
     while reason.is_none() {
+        // Biased: what the server queued for the client goes out before a kick is acted
+        // on, so an error reply always precedes the `bye` that follows it.
         tokio::select! {
+            biased;
+            out = rx.recv() => match out {
+                Some(text) => if !send_msg(&mut ws, WsMessage::Text(text)).await { break; },
+                None => break,
+            },
             incoming = ws.recv() => {
                 let msg = match incoming {
                     Some(Ok(m)) => m,
@@ -195,10 +223,6 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
                     _ => {}
                 }
             }
-            out = rx.recv() => match out {
-                Some(text) => if ws.send(WsMessage::Text(text)).await.is_err() { break; },
-                None => break,
-            },
             why = &mut kick => {
                 reason = Some(why.unwrap_or_else(|_| "shutdown".into()));
             }
@@ -214,6 +238,6 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
             }),
         )
         .await;
-        close(&mut ws, if why == "shutdown" { 1001 } else { 1008 }, &why).await;
+        close(&mut ws, close_code(&why), &why).await;
     }
 }

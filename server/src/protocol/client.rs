@@ -141,6 +141,25 @@ pub struct RoomPatch {
     pub invitations: Option<bool>,
 }
 
+/// A user's presence state.
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default, PartialOrd, Ord,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceState {
+    /// Signed in and available.
+    Online,
+    /// Busy.
+    Busy,
+    /// Do not disturb.
+    DoNotDisturb,
+    /// Away.
+    Away,
+    /// Not signed in (or appearing offline).
+    #[default]
+    Offline,
+}
+
 fn yes() -> bool {
     true
 }
@@ -233,6 +252,16 @@ pub enum Op {
         /// Room id.
         room: i64,
     },
+    /// Set the signed-in user's presence; watchers of the user get a `presence` push.
+    SetPresence {
+        /// The new state.
+        state: PresenceState,
+    },
+    /// Watch these users' presence (replaces the session's list; at most 1,000).
+    Subscribe {
+        /// User ids (contacts).
+        users: Vec<i64>,
+    },
     /// Create a category (administrators).
     CreateCategory(CategorySpec),
     /// Change a category (administrators).
@@ -302,6 +331,8 @@ impl Op {
             Op::Participants { .. } => "participants",
             Op::ListRooms { .. } => "list_rooms",
             Op::RoomInfo { .. } => "room_info",
+            Op::SetPresence { .. } => "set_presence",
+            Op::Subscribe { .. } => "subscribe",
             Op::CreateCategory(_) => "create_category",
             Op::UpdateCategory { .. } => "update_category",
             Op::CreateRoom(_) => "create_room",
@@ -338,6 +369,8 @@ pub const KNOWN_TYPES: &[&str] = &[
     "participants",
     "list_rooms",
     "room_info",
+    "set_presence",
+    "subscribe",
     "create_category",
     "update_category",
     "create_room",
@@ -347,6 +380,23 @@ pub const KNOWN_TYPES: &[&str] = &[
     "clear_history",
     "remove_message",
 ];
+
+/// The error reply for a request that does not parse, and the request id if one can be
+/// read: `unknown_type` when the `type` is not one the server knows, `bad_request`
+/// otherwise. Front ends and chat servers answer alike through this one function.
+pub fn parse_error(json: &[u8], e: &serde_json::Error) -> (Option<u64>, super::WireError) {
+    use super::ErrorCode;
+    let head = serde_json::from_slice::<RequestHead>(json).ok();
+    let id = head.as_ref().and_then(|h| h.id);
+    let err = match head.and_then(|h| h.kind) {
+        Some(kind) if !KNOWN_TYPES.contains(&kind.as_str()) => super::WireError::new(
+            ErrorCode::UnknownType,
+            format!("unknown request type {kind:?}"),
+        ),
+        _ => super::WireError::new(ErrorCode::BadRequest, format!("malformed request: {e}")),
+    };
+    (id, err)
+}
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ pub mod reply;
 pub mod session;
 
 pub use client::{
-    CategoryPatch, CategorySpec, Op, Privacy, Request, RoleName, RoomKind, RoomPatch, RoomSpec,
+    CategoryPatch, CategorySpec, Op, PresenceState, Privacy, Request, RoleName, RoomKind,
+    RoomPatch, RoomSpec,
 };
 pub use reply::{ErrorCode, Message, Push, RoomInfo, UserInfo, WireError};

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{Privacy, RoleName, RoomKind};
+use super::client::{PresenceState, Privacy, RoleName, RoomKind};
 
 /// Stable, machine-readable error codes. Documented one by one in `docs/PROTOCOL.md`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -195,6 +195,13 @@ pub enum Push {
         /// true: joined; false: left.
         present: bool,
     },
+    /// A watched user's presence changed.
+    Presence {
+        /// The user.
+        user: i64,
+        /// The new state.
+        state: PresenceState,
+    },
     /// History older than a time was cleared by an administrator.
     HistoryCleared {
         /// Room id.
@@ -287,6 +294,22 @@ pub struct Participants {
 pub struct Rooms {
     /// The rooms.
     pub rooms: Vec<RoomInfo>,
+}
+
+/// One user's presence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PresenceEntry {
+    /// The user.
+    pub user: i64,
+    /// Their state.
+    pub state: PresenceState,
+}
+
+/// What `subscribe` returns: the current state of every watched user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PresenceList {
+    /// The watched users, by id.
+    pub presence: Vec<PresenceEntry>,
 }
 
 /// The id of something created.

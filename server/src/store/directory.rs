@@ -127,16 +127,34 @@ impl Store {
         Ok(row.map(|(id, name, admin)| User { id, name, admin }))
     }
 
+    /// Look a user up by id.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+        let sql = "SELECT id, name, admin FROM users WHERE id = $1";
+        let row: Option<(i64, String, bool)> =
+            on_pool!(self, read, p => sqlx::query_as(sql).bind(id).fetch_optional(p).await?);
+        Ok(row.map(|(id, name, admin)| User { id, name, admin }))
+    }
+
     /// Create users in bulk; returns name → id. Names that exist already keep their ids.
     pub async fn create_users_bulk(&self, names: &[String]) -> Result<HashMap<String, i64>> {
+        self.create_users_bulk_as(names, false).await
+    }
+
+    /// Create users in bulk, administrators when `admin`; returns name → id. Names that
+    /// exist already keep their ids (and become administrators when `admin`).
+    pub async fn create_users_bulk_as(
+        &self,
+        names: &[String],
+        admin: bool,
+    ) -> Result<HashMap<String, i64>> {
         let mut out = HashMap::with_capacity(names.len());
         for chunk in names.chunks(CHUNK) {
             let rows: Vec<(i64, String)> = on_pool!(self, write, p => {
                 let mut qb = QueryBuilder::new("INSERT INTO users (name, admin) ");
                 qb.push_values(chunk, |mut b, n| {
-                    b.push_bind(n.as_str()).push_bind(false);
+                    b.push_bind(n.as_str()).push_bind(admin);
                 });
-                qb.push(" ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id, name");
+                qb.push(" ON CONFLICT (name) DO UPDATE SET admin = (users.admin OR excluded.admin) RETURNING id, name");
                 qb.build_query_as().fetch_all(p).await?
             });
             out.extend(rows.into_iter().map(|(id, name)| (name, id)));
@@ -152,6 +170,21 @@ impl Store {
         let id: i64 = on_pool!(self, write, p => sqlx::query_scalar(sql)
             .bind(&c.name).bind(c.allow_everyone).bind(c.invitations).bind(c.file_upload).bind(c.history)
             .fetch_one(p).await.map_err(conflict_as("category"))?);
+        self.replace_category_lists(id, c).await?;
+        Ok(id)
+    }
+
+    /// Create a category, or update the one of that name, with its switches and lists as
+    /// given (provisioning re-runs); returns its id.
+    pub async fn ensure_category(&self, c: &Category) -> Result<i64> {
+        let sql =
+            "INSERT INTO categories (name, allow_everyone, invitations, file_upload, history) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET \
+             allow_everyone = excluded.allow_everyone, invitations = excluded.invitations, \
+             file_upload = excluded.file_upload, history = excluded.history RETURNING id";
+        let id: i64 = on_pool!(self, write, p => sqlx::query_scalar(sql)
+            .bind(&c.name).bind(c.allow_everyone).bind(c.invitations).bind(c.file_upload).bind(c.history)
+            .fetch_one(p).await?);
         self.replace_category_lists(id, c).await?;
         Ok(id)
     }
@@ -192,13 +225,24 @@ impl Store {
     }
 
     /// Create one room; returns its id.
-    pub async fn create_room(&self, r: &Room) -> Result<i64> {
+    /// The room and its creator's roles are written in one transaction: a failure leaves
+    /// neither.
+    pub async fn create_room(&self, r: &Room, creator_roles: &[(i64, RoleName)]) -> Result<i64> {
         let sql = "INSERT INTO rooms (name, description, category_id, kind, privacy, disabled, addin_url, invitations) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
-        Ok(on_pool!(self, write, p => sqlx::query_scalar::<_, i64>(sql)
-            .bind(&r.name).bind(&r.description).bind(r.category).bind(kind_code(r.kind))
-            .bind(privacy_code(r.privacy)).bind(r.disabled).bind(&r.addin_url).bind(r.invitations)
-            .fetch_one(p).await.map_err(conflict_as("room"))?))
+        let grant = "INSERT INTO room_roles (room_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+        Ok(on_pool!(self, write, p => {
+            let mut tx = p.begin().await?;
+            let id: i64 = sqlx::query_scalar(sql)
+                .bind(&r.name).bind(&r.description).bind(r.category).bind(kind_code(r.kind))
+                .bind(privacy_code(r.privacy)).bind(r.disabled).bind(&r.addin_url).bind(r.invitations)
+                .fetch_one(&mut *tx).await.map_err(conflict_as("room"))?;
+            for (user, role) in creator_roles {
+                sqlx::query(grant).bind(id).bind(*user).bind(role_code(*role)).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            id
+        }))
     }
 
     /// Store a room's settings as given (not its sequence number).
