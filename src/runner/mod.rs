@@ -187,6 +187,10 @@ pub fn user_of_connection(n: usize, endpoints_per_user: f64) -> usize {
     (n as f64 / endpoints_per_user.max(1.0)).floor() as usize
 }
 
+/// Step of the controller's logical clock (how often the number of connections is
+/// adjusted to the load shape).
+const STEP: Duration = Duration::from_millis(50);
+
 /// Progress callback: called once a second with the newest timeline row.
 pub type Progress<'a> = &'a mut dyn FnMut(&TimelineRow, &RunPlan);
 
@@ -210,23 +214,28 @@ pub async fn drive(
     let mut running: Vec<Option<CancellationToken>> = Vec::new();
     let start = Instant::now();
     let total = plan.duration();
+    let end = start + total;
     let mut next_tick = start + Duration::from_secs(1);
     let mut peak = 0u64;
     let mut ending = Ending::Completed;
     let mut resources = Vec::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(50));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The load shape is followed on a logical clock of fixed steps, not on when this loop
+    // happens to wake: connection n then starts at the same offset in every run (and every
+    // shard), and its seeded schedule, anchored there, issues the same operations. A late
+    // loop catches up step by step.
+    let mut step_at = start;
     loop {
         tokio::select! {
             _ = interrupt.cancelled() => { ending = Ending::Interrupted; break; }
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep_until(step_at) => {}
         }
-        let elapsed = start.elapsed();
-        if elapsed >= total {
+        let at = step_at - start;
+        step_at += STEP;
+        if at >= total {
             break;
         }
-        let want =
-            connections_for(plan.users_at(elapsed), epu).min(users.len() * epu.ceil() as usize);
+        let elapsed = start.elapsed();
+        let want = connections_for(plan.users_at(at), epu).min(users.len() * epu.ceil() as usize);
         while running.len() < want {
             let n = running.len();
             let Some(user) = users.get(user_of_connection(n, epu)).cloned() else {
@@ -242,6 +251,10 @@ pub async fn drive(
                 shared.clone(),
                 n,
                 user,
+                vu::Window {
+                    start: start + at,
+                    end,
+                },
                 quiesce.child_token(),
                 token,
             ));
@@ -266,8 +279,11 @@ pub async fn drive(
         }
     }
     let elapsed = start.elapsed().min(total);
-    // Drain: no new operations, let replies and deliveries in flight arrive.
-    quiesce.cancel();
+    // Drain: let replies and deliveries in flight arrive. Virtual users issue nothing
+    // scheduled at or after the end by themselves; an interrupted run stops issuing now.
+    if ending == Ending::Interrupted {
+        quiesce.cancel();
+    }
     let drain = Duration::from_secs(2);
     tokio::select! { _ = tokio::time::sleep(drain) => {}, _ = interrupt.cancelled() => {} }
     stop_all.cancel();

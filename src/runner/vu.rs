@@ -4,8 +4,11 @@
 //!
 //! Open model: the next operation's *intended* time is drawn from a Poisson process,
 //! independent of how fast the server answers; a late send is measured from the intended
-//! time (response time) as well as from the actual send (service time). Closed model: the
-//! next operation is drawn after the reply, plus an exponential think time.
+//! time (response time) as well as from the actual send (service time). The schedule starts
+//! where the load shape starts the connection (not when its set-up is done) and nothing
+//! due at or after the end of the load is issued, so a seeded scenario issues the same
+//! operations however fast the server is. Closed model: the next operation is drawn after
+//! the reply, plus an exponential think time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -78,11 +81,22 @@ struct Conn {
     held: HashMap<i64, Vec<i64>>,
 }
 
-/// Run one virtual user until `stop` (new operations end at `quiesce`).
+/// When a connection's operations are scheduled: from its intended start (where the load
+/// shape starts it, whatever its set-up takes) to the end of the load.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Intended start: the first session's schedule is anchored here.
+    pub start: Instant,
+    /// Nothing scheduled at or after this is issued.
+    pub end: Instant,
+}
+
+/// Run one virtual user until `stop` (new operations end at `window.end` or `quiesce`).
 pub async fn run(
     shared: Arc<Shared>,
     index: usize,
     user: Arc<SimUser>,
+    window: Window,
     quiesce: CancellationToken,
     stop: CancellationToken,
 ) {
@@ -91,6 +105,8 @@ pub async fn run(
     );
     let mut reconnect_started: Option<Instant> = None;
     let mut failures = 0u32;
+    // Later sessions (after a reconnect) start their schedule when they are up.
+    let mut anchor = Some(window.start);
     while !stop.is_cancelled() {
         let mut conn = match setup(&shared, index, &user, reconnect_started.take()).await {
             Ok(c) => c,
@@ -106,7 +122,14 @@ pub async fn run(
         shared
             .connected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let end = session(&shared, index, &user, &mut conn, &mut rng, &quiesce, &stop).await;
+        let sched = Window {
+            start: anchor.take().unwrap_or_else(Instant::now),
+            end: window.end,
+        };
+        let end = session(
+            &shared, index, &user, &mut conn, &mut rng, sched, &quiesce, &stop,
+        )
+        .await;
         shared
             .connected
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -286,6 +309,12 @@ fn next_gap(shared: &Shared, rng: &mut SmallRng) -> Duration {
         Workload::Open => shared.rate_per_sec,
         Workload::Closed { think_time } => 1.0 / think_time.as_secs_f64().max(1e-3),
     };
+    exp_gap(rate, rng)
+}
+
+/// An exponential gap of mean `1 / rate` seconds (the inter-arrival time of a Poisson
+/// process), capped at an hour; an hour when `rate` is not above 0.
+pub fn exp_gap(rate: f64, rng: &mut impl Rng) -> Duration {
     if rate <= 0.0 {
         return Duration::from_secs(3600);
     }
@@ -301,15 +330,17 @@ async fn session(
     user: &SimUser,
     conn: &mut Conn,
     rng: &mut SmallRng,
+    window: Window,
     quiesce: &CancellationToken,
     stop: &CancellationToken,
 ) -> End {
     let closed = matches!(shared.plan.workload, Workload::Closed { .. });
-    let mut due = Instant::now() + next_gap(shared, rng);
+    let mut due = window.start + next_gap(shared, rng);
     let mut check = Instant::now() + Duration::from_secs(1);
     let mut post_n = 0u64;
     loop {
-        let can_issue = !quiesce.is_cancelled() && (!closed || conn.pending.is_empty());
+        let can_issue =
+            due < window.end && !quiesce.is_cancelled() && (!closed || conn.pending.is_empty());
         tokio::select! {
             biased;
             _ = stop.cancelled() => return End::Stop,
@@ -576,4 +607,41 @@ async fn handle(shared: &Shared, index: usize, conn: &mut Conn, msg: ServerMsg) 
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The open model's arrivals: over many seeded draws the mean gap is 1 / rate, and the
+    /// spread is that of an exponential distribution (standard deviation ≈ mean).
+    #[test]
+    fn exp_gap_has_mean_one_over_rate() {
+        for (seed, rate) in [(1u64, 0.5f64), (2, 3.0), (3, 40.0)] {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let n = 200_000;
+            let gaps: Vec<f64> = (0..n)
+                .map(|_| exp_gap(rate, &mut rng).as_secs_f64())
+                .collect();
+            let mean = gaps.iter().sum::<f64>() / n as f64;
+            let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n as f64;
+            let want = 1.0 / rate;
+            assert!(
+                (mean - want).abs() / want < 0.02,
+                "rate {rate}: mean gap {mean} s, want {want} s"
+            );
+            assert!(
+                (var.sqrt() - want).abs() / want < 0.05,
+                "rate {rate}: std dev {} s, want about {want} s",
+                var.sqrt()
+            );
+        }
+    }
+
+    #[test]
+    fn exp_gap_without_a_rate_waits_an_hour() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        assert_eq!(exp_gap(0.0, &mut rng), Duration::from_secs(3600));
+        assert_eq!(exp_gap(-1.0, &mut rng), Duration::from_secs(3600));
+    }
 }

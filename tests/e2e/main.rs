@@ -9,4 +9,5 @@ mod common;
 mod discovery;
 mod durability;
 mod rights;
+mod run;
 mod smoke;
