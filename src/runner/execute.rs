@@ -75,12 +75,7 @@ pub fn unsupported_ops(plan: &RunPlan) -> Vec<&'static str> {
     plan.ops
         .iter()
         .filter(|o| o.per_user_per_hour > 0.0)
-        .filter(|o| {
-            matches!(
-                o.op,
-                OpKind::Presence | OpKind::FileUpload | OpKind::FileDownload
-            )
-        })
+        .filter(|o| matches!(o.op, OpKind::FileUpload | OpKind::FileDownload))
         .map(|o| o.op.name())
         .collect()
 }

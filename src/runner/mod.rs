@@ -60,6 +60,29 @@ pub struct SimUser {
     pub token: String,
     /// Rooms they batch-join.
     pub rooms: Vec<SimRoom>,
+    /// Users whose presence they watch (80 in the Lync model).
+    #[serde(default)]
+    pub contacts: Vec<i64>,
+}
+
+/// Contacts per user in the Lync 2013 model.
+pub const CONTACTS_PER_USER: usize = 80;
+
+/// Give every user up to [`CONTACTS_PER_USER`] contacts, spread evenly over the others.
+pub fn assign_contacts(users: &mut [SimUser]) {
+    let n = users.len();
+    if n < 2 {
+        return;
+    }
+    let k = CONTACTS_PER_USER.min(n - 1);
+    let step = ((n - 1) / k).max(1);
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    for (i, u) in users.iter_mut().enumerate() {
+        u.contacts = (1..=k)
+            .map(|j| ids[(i + j * step) % n])
+            .filter(|id| *id != u.id)
+            .collect();
+    }
 }
 
 /// State shared by every virtual user of a run.
@@ -82,6 +105,8 @@ pub struct Shared {
     pub tails: Mutex<Vec<(i64, i64)>>,
     /// Operations per second per connection (open model).
     pub rate_per_sec: f64,
+    /// The behaviour changes presence: connections subscribe to their contacts.
+    pub presence: bool,
     /// Cumulative weights for choosing an operation.
     choices: Vec<(f64, OpKind, Option<u16>)>,
 }
@@ -104,6 +129,10 @@ impl Shared {
         }
         // Per-user rates are shared by the user's endpoints.
         let rate_per_sec = total * users / connections / 3600.0;
+        let presence = plan
+            .ops
+            .iter()
+            .any(|o| o.op == OpKind::Presence && o.per_user_per_hour > 0.0);
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -117,6 +146,7 @@ impl Shared {
             ledger: Mutex::new(HashMap::new()),
             tails: Mutex::new(Vec::new()),
             rate_per_sec,
+            presence,
             choices,
         }
     }

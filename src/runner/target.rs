@@ -239,17 +239,19 @@ fn sim_users(
             }
         }
     }
-    done.user_ids
+    let mut users: Vec<SimUser> = done
+        .user_ids
         .iter()
         .zip(rooms)
-        .map(|(id, rooms)| {
-            Arc::new(SimUser {
-                id: *id,
-                token: key.issue(*id, expires),
-                rooms,
-            })
+        .map(|(id, rooms)| SimUser {
+            id: *id,
+            token: key.issue(*id, expires),
+            rooms,
+            contacts: Vec::new(),
         })
-        .collect()
+        .collect();
+    super::assign_contacts(&mut users);
+    users.into_iter().map(Arc::new).collect()
 }
 
 /// Poll `/healthz` until it answers 200.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chatcap_server::model::now_us;
 use chatcap_server::protocol::reply::{Ack, BjoinResult, Joined, ServerMsg};
-use chatcap_server::protocol::{Message, Op, Push, Request};
+use chatcap_server::protocol::{Message, Op, PresenceState, Push, Request};
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -38,6 +38,14 @@ type Ws = WebSocketStream<TcpStream>;
 pub const WORDS: [&str; 16] = [
     "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
     "kilo", "lima", "mike", "november", "oscar", "papa",
+];
+
+/// States a simulated user moves between.
+const PRESENCE: [PresenceState; 4] = [
+    PresenceState::Online,
+    PresenceState::Busy,
+    PresenceState::Away,
+    PresenceState::DoNotDisturb,
 ];
 
 /// What a request in flight is waiting for.
@@ -268,6 +276,15 @@ async fn setup(
         serde_json::from_value(await_reply(&mut ws, 2, &mut held, timeout).await?)
             .map_err(|_| "unparsable_reply")?;
     let t3 = Instant::now();
+    if shared.presence && !user.contacts.is_empty() {
+        let op = Op::Subscribe {
+            users: user.contacts.clone(),
+        };
+        if !send(&mut ws, 3, op).await {
+            return Err("disconnect");
+        }
+        await_reply(&mut ws, 3, &mut held, timeout).await?;
+    }
     let mut tracker = Tracker::default();
     for j in &joined.joined {
         tracker.joined(j.room.id, j.last_seq);
@@ -296,7 +313,7 @@ async fn setup(
     }
     Ok(Conn {
         ws,
-        next_id: 3,
+        next_id: 4,
         pending: Vec::new(),
         tracker,
         held: HashMap::new(),
@@ -493,11 +510,13 @@ async fn issue(
             conn.held.insert(room, Vec::new());
             (Wait::RejoinPart(room), Op::Part { room })
         }
+        OpKind::Presence => {
+            let state = PRESENCE[rng.gen_range(0..PRESENCE.len())];
+            (Wait::Plain(Metric::Presence), Op::SetPresence { state })
+        }
         // Refused before the run starts (see `runner::unsupported_ops`); reconnects are
         // handled by the session loop.
-        OpKind::Presence | OpKind::FileUpload | OpKind::FileDownload | OpKind::Reconnect => {
-            return true
-        }
+        OpKind::FileUpload | OpKind::FileDownload | OpKind::Reconnect => return true,
     };
     let id = conn.next_id;
     conn.next_id += 1;
