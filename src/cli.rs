@@ -32,6 +32,10 @@ pub enum Command {
     /// Manage users: add one and print its token.
     #[command(subcommand)]
     User(UserCommand),
+    /// Benchmarks: `bench server` measures acked posts/s, post→ack latency and memory per
+    /// idle session of one chat server, on SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
 }
 
 /// Options of `serve`.
@@ -120,6 +124,7 @@ fn init_tracing() {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Bench(cmd) => crate::bench::run(cmd).await,
         Command::User(UserCommand::Add {
             name,
             admin,

@@ -169,6 +169,12 @@ impl Client {
         self.pushes.drain(..).collect()
     }
 
+    /// The WebSocket itself, for callers that pipeline requests (benchmarks). Pushes
+    /// queued so far are dropped.
+    pub fn into_stream(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
+    }
+
     /// Close the connection politely.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;

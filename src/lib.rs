@@ -4,8 +4,10 @@
 //! # Layout
 //! - [`cli`]: the command line (`serve`, `user`, `provision`, `bench`, …) and `run(cli)`.
 //! - [`client`]: a WebSocket client of the chat protocol.
+//! - [`bench`]: `chatcap bench server`, the server benchmark (posts/s, latency, memory).
 //! - [`scenario`]: scenario files, read into a validated run plan.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod scenario;

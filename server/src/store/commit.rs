@@ -125,7 +125,11 @@ async fn run<S: CommitSink>(
         if !batch.is_empty() {
             let n = batch.len();
             let taken = std::mem::take(&mut batch);
+            let started = std::time::Instant::now();
             store_batch(&store, &taken).await;
+            // Time spent storing (insert + commit + fsync, with retries): with the batch
+            // size, this is what bounds durable posts/s (`chatcap bench server`).
+            metrics::histogram!("chatcap_commit_seconds").record(started.elapsed().as_secs_f64());
             metrics::histogram!("chatcap_commit_batch_posts").record(n as f64);
             sink.committed(taken);
             depth.fetch_sub(n, Ordering::Relaxed);
