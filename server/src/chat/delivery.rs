@@ -33,8 +33,14 @@ impl CommitSink for Sink {
             if e.fresh {
                 let live = hub.room(e.msg.room);
                 let mut hot = live.hot();
-                let json = Bytes::from(push_json(&Push::Chat(e.msg.clone())));
-                for (link, mut sessions) in hot.by_link(Some(e.tag.key)) {
+                let links = hot.by_link(Some(e.tag.key));
+                // Serialised only when someone else is there to receive it.
+                let json = if links.is_empty() {
+                    Bytes::new()
+                } else {
+                    Bytes::from(push_json(&Push::Chat(e.msg.clone())))
+                };
+                for (link, mut sessions) in links {
                     if hub.drop_this_delivery() {
                         sessions.pop();
                     }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use bytes::Bytes;
+use futures_util::SinkExt;
 
 use super::FrontEnd;
 use crate::auth::{unix_now, TokenError};
@@ -66,6 +67,29 @@ async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
         reason: Utf8Bytes::from(reason.to_string()),
     };
     send_msg(ws, WsMessage::Close(Some(frame))).await;
+}
+
+/// Most frames written before one flush.
+const BATCH: usize = 64;
+
+/// Write `first` and whatever else is queued (up to [`BATCH`]), then flush once: many
+/// acknowledgements and pushes, one system call.
+async fn send_batch(
+    ws: &mut WebSocket,
+    first: Utf8Bytes,
+    rx: &mut tokio::sync::mpsc::Receiver<Utf8Bytes>,
+) -> bool {
+    let write = async {
+        ws.feed(WsMessage::Text(first)).await?;
+        for _ in 1..BATCH {
+            match rx.try_recv() {
+                Ok(text) => ws.feed(WsMessage::Text(text)).await?,
+                Err(_) => break,
+            }
+        }
+        ws.flush().await
+    };
+    matches!(tokio::time::timeout(SEND_TIMEOUT, write).await, Ok(Ok(())))
 }
 
 /// The close code for a `bye` reason: 1001 going away (shutdown), 1012 service restart
@@ -186,7 +210,7 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
         tokio::select! {
             biased;
             out = rx.recv() => match out {
-                Some(text) => if !send_msg(&mut ws, WsMessage::Text(text)).await { break; },
+                Some(text) => if !send_batch(&mut ws, text, &mut rx).await { break; },
                 None => break,
             },
             incoming = ws.recv() => {

@@ -103,12 +103,37 @@ impl<T: Send + Sync + 'static> Committer<T> {
     }
 }
 
+/// What the storing task hands to the delivering task, in order.
+enum Stored<T> {
+    Batch(Vec<Entry<T>>),
+    Flushed(Vec<oneshot::Sender<()>>),
+}
+
 async fn run<S: CommitSink>(
     store: Store,
     sink: Arc<S>,
     mut rx: mpsc::UnboundedReceiver<Item<S::Tag>>,
     depth: Arc<AtomicUsize>,
 ) {
+    // Acknowledging and fanning out batch k runs on its own task while batch k+1 is being
+    // stored; one task for each keeps the order.
+    let (to_sink, mut stored) = mpsc::unbounded_channel::<Stored<S::Tag>>();
+    let deliver = tokio::spawn(async move {
+        while let Some(item) = stored.recv().await {
+            match item {
+                Stored::Batch(batch) => {
+                    let n = batch.len();
+                    sink.committed(batch);
+                    depth.fetch_sub(n, Ordering::Relaxed);
+                }
+                Stored::Flushed(waiters) => {
+                    for done in waiters {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        }
+    });
     let mut batch: Vec<Entry<S::Tag>> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -131,13 +156,15 @@ async fn run<S: CommitSink>(
             // size, this is what bounds durable posts/s (`chatcap bench server`).
             metrics::histogram!("chatcap_commit_seconds").record(started.elapsed().as_secs_f64());
             metrics::histogram!("chatcap_commit_batch_posts").record(n as f64);
-            sink.committed(taken);
-            depth.fetch_sub(n, Ordering::Relaxed);
+            let _ = to_sink.send(Stored::Batch(taken));
         }
-        for done in flushes.drain(..) {
-            let _ = done.send(());
+        if !flushes.is_empty() {
+            // A flush resolves once everything queued before it is delivered, not only stored.
+            let _ = to_sink.send(Stored::Flushed(std::mem::take(&mut flushes)));
         }
     }
+    drop(to_sink);
+    let _ = deliver.await;
 }
 
 async fn store_batch<T: Sync>(store: &Store, batch: &[Entry<T>]) {
