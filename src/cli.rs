@@ -32,6 +32,9 @@ pub enum Command {
     /// Manage users: add one and print its token.
     #[command(subcommand)]
     User(UserCommand),
+    /// Create users (with tokens), categories and rooms from a population spec or the
+    /// Lync 2013 model; writes a tokens CSV and a population manifest.
+    Provision(crate::provision::ProvisionArgs),
     /// Benchmarks: `bench server` measures acked posts/s, post→ack latency and memory per
     /// idle session of one chat server, on SQLite and PostgreSQL.
     #[command(subcommand)]
@@ -124,6 +127,7 @@ fn init_tracing() {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Provision(args) => crate::provision::run(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,
         Command::User(UserCommand::Add {
             name,

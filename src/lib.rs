@@ -5,9 +5,11 @@
 //! - [`cli`]: the command line (`serve`, `user`, `provision`, `bench`, …) and `run(cli)`.
 //! - [`client`]: a WebSocket client of the chat protocol.
 //! - [`bench`]: `chatcap bench server`, the server benchmark (posts/s, latency, memory).
+//! - [`provision`]: `chatcap provision` (flags, progress bar, summary).
 //! - [`scenario`]: scenario files, read into a validated run plan.
 
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod provision;
 pub mod scenario;

@@ -18,5 +18,6 @@ pub mod config;
 pub mod frontend;
 pub mod model;
 pub mod protocol;
+pub mod provision;
 pub mod serve;
 pub mod store;
