@@ -26,6 +26,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a scenario: start the target (by default the embedded single box on SQLite),
+    /// drive the load shape, print the summary and write the results folder. Exit code 1
+    /// when an SLO fails, 2 for a bad scenario file.
+    Run(crate::runner::cmd::RunArgs),
+    /// Merge the result folders of shards run on several machines into one report.
+    Merge(crate::runner::cmd::MergeArgs),
     /// Run a chat server. With no arguments: a single box (front end on 127.0.0.1:8080, chat
     /// server on 127.0.0.1:5041, SQLite under ./data).
     Serve(ServeArgs),
@@ -126,6 +132,8 @@ fn init_tracing() {
 /// Run one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => crate::runner::cmd::run(args).await,
+        Command::Merge(args) => crate::runner::cmd::merge(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Provision(args) => crate::provision::run(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,

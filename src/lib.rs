@@ -7,9 +7,15 @@
 //! - [`bench`]: `chatcap bench server`, the server benchmark (posts/s, latency, memory).
 //! - [`provision`]: `chatcap provision` (flags, progress bar, summary).
 //! - [`scenario`]: scenario files, read into a validated run plan.
+//! - [`runner`]: the load generator: target, virtual users, load shape, reconciliation.
+//! - [`metrics`]: histograms, counters, timeline, resource samples.
+//! - [`report`]: the summary model and its renderings (results folder, console).
 
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod metrics;
 pub mod provision;
+pub mod report;
+pub mod runner;
 pub mod scenario;
