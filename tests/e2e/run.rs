@@ -552,3 +552,38 @@ fn dry_run_prints_the_rates_and_starts_nothing() {
     assert!(posts.contains("25.00"), "{posts}");
     assert!(!out.exists(), "a dry run must start nothing");
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_writes_what_was_measured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenario = write_scenario(dir.path(), "");
+    let out = dir.path().join("out");
+    let log = dir.path().join("interrupted");
+    let child = start(run_args(&scenario, &out, &[]), dir.path(), &log);
+    let run_pid = child.id();
+    // Interrupt once every user is connected: the server then holds all their sockets.
+    let server = poll(Duration::from_secs(30), "the embedded server", || {
+        server_pid(&out)
+    });
+    poll(Duration::from_secs(30), "all users connected", || {
+        (sockets(server) as u64 > USERS).then_some(())
+    });
+    signal(run_pid, "-INT");
+    let ran = finish(child, &log);
+    assert!(ran.status.success(), "{ran}");
+    let s = summary(&out);
+    assert_eq!(s["ending"], "interrupted", "{ran}");
+    assert!(
+        s["duration_s"].as_f64().expect("duration") < 8.0,
+        "stopped before the end of the load shape"
+    );
+    assert!(
+        u(&s["operations"]["sign_in"]["count"]) > 0,
+        "what was measured is kept"
+    );
+    assert!(out.join("timeline.csv").exists() && out.join("histograms.hlog").exists());
+    assert!(
+        server_pid(&out).is_none(),
+        "the embedded server was stopped too"
+    );
+}
