@@ -4,10 +4,13 @@
 use std::collections::HashMap;
 
 use chatcap_server::protocol::reply::Messages;
-use chatcap_server::protocol::Op;
+use chatcap_server::protocol::{ErrorCode, Op};
 use serde::{Deserialize, Serialize};
 
 use crate::client::Client;
+
+/// Rate-limited replies tolerated per room before it counts as unreadable.
+const MAX_THROTTLED: u32 = 200;
 
 /// Rooms checked at most (the busiest first); beyond, the check is sampled.
 pub const MAX_ROOMS: usize = 2000;
@@ -53,6 +56,7 @@ pub async fn check(
         let mut seen: HashMap<i64, u32> = HashMap::new();
         let mut after = 0;
         let mut readable = true;
+        let mut throttled = 0;
         while after < top {
             match client
                 .call_as::<Messages>(Op::History {
@@ -70,6 +74,11 @@ pub async fn check(
                         *seen.entry(m.seq).or_default() += 1;
                     }
                     after = last;
+                }
+                // The front end allows a session so many requests a second: wait, retry.
+                Err(r) if r.code == ErrorCode::RateLimited && throttled < MAX_THROTTLED => {
+                    throttled += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
                 Err(_) => {
                     readable = false;

@@ -253,7 +253,8 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
         }
     }
     fe.unregister(session);
-    let _ = uplink.try_send(Frame::Close { session });
+    // Waits for room in the queue: a lost Close would leave the session open upstream.
+    let _ = uplink.send(Frame::Close { session }).await;
     if let Some(why) = reason {
         let _ = send_text(
             &mut ws,
