@@ -6,7 +6,8 @@
 //!   connected virtual users, once-a-second collection, progress, Ctrl-C).
 //! - [`target`]: starting the embedded single box (a child `chatcap serve` process on a
 //!   provisioned SQLite database) or attaching to running addresses.
-//! - [`vu`]: one virtual user endpoint (its WebSocket, schedule, replies and pushes).
+//! - [`vu`]: one virtual user endpoint (its WebSocket, schedule, replies and pushes);
+//!   `connect` opens its connection (handshake, sign-in, batch join).
 //! - [`track`]: per-connection sequence tracking (lost / duplicated / out of order).
 //! - [`net`]: connections from many loopback source addresses; the descriptor limit.
 //! - [`reconcile`]: after the run, every acknowledged post is in history exactly once.
@@ -14,6 +15,7 @@
 //! - [`shard`]: splitting the load over generator processes, and merging their results.
 
 pub mod cmd;
+mod connect;
 pub mod execute;
 pub mod net;
 pub mod reconcile;

@@ -15,24 +15,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatcap_server::model::now_us;
-use chatcap_server::protocol::reply::{Ack, BjoinResult, Joined, ServerMsg};
-use chatcap_server::protocol::{Message, Op, PresenceState, Push, Request};
-use futures_util::{SinkExt, StreamExt};
+use chatcap_server::protocol::reply::{Ack, Joined, ServerMsg};
+use chatcap_server::protocol::{Op, PresenceState, Push};
+use futures_util::StreamExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use super::connect::{send, setup};
 use super::track::Tracker;
 use super::{Shared, SimUser};
 use crate::metrics::Metric;
 use crate::scenario::plan::{OpKind, Workload};
 
-type Ws = WebSocketStream<TcpStream>;
+pub(super) type Ws = WebSocketStream<TcpStream>;
 
 /// Words posts are made of (and searches look for).
 pub const WORDS: [&str; 16] = [
@@ -80,13 +80,27 @@ enum End {
 }
 
 /// A virtual user's connection state.
-struct Conn {
+pub(super) struct Conn {
     ws: Ws,
     next_id: u64,
     pending: Vec<Pending>,
     tracker: Tracker,
     /// Pushes for rooms being (re)joined, replayed after the join reply.
     held: HashMap<i64, Vec<i64>>,
+}
+
+impl Conn {
+    /// A connection just set up: request ids 1–3 were used by sign-in, batch join and
+    /// subscribe.
+    pub(super) fn new(ws: Ws, tracker: Tracker) -> Self {
+        Conn {
+            ws,
+            next_id: 4,
+            pending: Vec::new(),
+            tracker,
+            held: HashMap::new(),
+        }
+    }
 }
 
 /// When a connection's operations are scheduled: from its intended start (where the load
@@ -183,141 +197,8 @@ fn metric_of(w: Wait) -> Metric {
     }
 }
 
-fn micros(d: Duration) -> u64 {
+pub(super) fn micros(d: Duration) -> u64 {
     d.as_micros().min(u128::from(u64::MAX)) as u64
-}
-
-async fn send(ws: &mut Ws, id: u64, op: Op) -> bool {
-    let text = serde_json::to_string(&Request { id, op }).unwrap_or_default();
-    ws.send(WsMessage::Text(text.into())).await.is_ok()
-}
-
-/// Wait for the reply to `id` during set-up, holding pushes for later.
-async fn await_reply(
-    ws: &mut Ws,
-    id: u64,
-    held: &mut Vec<Message>,
-    timeout: Duration,
-) -> Result<serde_json::Value, &'static str> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return Err("timeout"),
-            Ok(Some(Ok(WsMessage::Text(t)))) => t,
-            Ok(Some(Ok(_))) => continue,
-            Ok(_) => return Err("disconnect"),
-        };
-        match ServerMsg::parse(msg.as_str()) {
-            Ok(ServerMsg::Reply { id: got, result }) if got == id => return Ok(result),
-            Ok(ServerMsg::Error { id: got, code, .. }) if got == Some(id) => {
-                return Err(code.as_str())
-            }
-            Ok(ServerMsg::Push(Push::Chat(m))) => held.push(m),
-            Ok(_) => {}
-            Err(_) => return Err("unparsable_reply"),
-        }
-    }
-}
-
-/// Connect, sign in, batch-join. Records connect, sign_in and join (or reconnect).
-async fn setup(
-    shared: &Shared,
-    index: usize,
-    user: &SimUser,
-    reconnect: Option<Instant>,
-) -> Result<Conn, &'static str> {
-    let timeout = shared.plan.request_timeout;
-    let t0 = Instant::now();
-    let source = super::net::source_for(&shared.target, index, shared.spread);
-    let stream = tokio::time::timeout(timeout, super::net::connect(shared.target, source))
-        .await
-        .map_err(|_| "timeout")?
-        .map_err(|_| "connect_failed")?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(crate::client::SOCKET_BUFFER)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20);
-    let (mut ws, _) = tokio::time::timeout(
-        timeout,
-        tokio_tungstenite::client_async_with_config(&shared.url, stream, Some(config)),
-    )
-    .await
-    .map_err(|_| "timeout")?
-    .map_err(|_| "handshake_failed")?;
-    let t1 = Instant::now();
-    let mut held = Vec::new();
-    if !send(
-        &mut ws,
-        1,
-        Op::SignIn {
-            token: user.token.clone(),
-        },
-    )
-    .await
-    {
-        return Err("disconnect");
-    }
-    await_reply(&mut ws, 1, &mut held, timeout).await?;
-    let t2 = Instant::now();
-    let rooms = Some(user.rooms.iter().map(|r| r.id).collect());
-    if !send(
-        &mut ws,
-        2,
-        Op::Bjoin {
-            rooms,
-            history: Some(shared.plan.history_on_join),
-        },
-    )
-    .await
-    {
-        return Err("disconnect");
-    }
-    let joined: BjoinResult =
-        serde_json::from_value(await_reply(&mut ws, 2, &mut held, timeout).await?)
-            .map_err(|_| "unparsable_reply")?;
-    let t3 = Instant::now();
-    if shared.presence && !user.contacts.is_empty() {
-        let op = Op::Subscribe {
-            users: user.contacts.clone(),
-        };
-        if !send(&mut ws, 3, op).await {
-            return Err("disconnect");
-        }
-        await_reply(&mut ws, 3, &mut held, timeout).await?;
-    }
-    let mut tracker = Tracker::default();
-    for j in &joined.joined {
-        tracker.joined(j.room.id, j.last_seq);
-    }
-    // Pushes that overtook the join reply: only those after the history returned count.
-    for m in held {
-        if joined
-            .joined
-            .iter()
-            .any(|j| j.room.id == m.room && m.seq > j.last_seq)
-        {
-            tracker.seen(m.room, m.seq);
-        }
-    }
-    let mut rec = shared.recorders.slot(index);
-    match reconnect {
-        Some(intended) => rec.ok(Metric::Reconnect, micros(t3 - t0), micros(t3 - intended)),
-        None => {
-            rec.ok(Metric::Connect, micros(t1 - t0), micros(t1 - t0));
-            rec.ok(Metric::SignIn, micros(t2 - t1), micros(t2 - t1));
-            rec.ok(Metric::Join, micros(t3 - t2), micros(t3 - t2));
-        }
-    }
-    for f in &joined.failed {
-        rec.error(Metric::Join, f.code.as_str());
-    }
-    Ok(Conn {
-        ws,
-        next_id: 4,
-        pending: Vec::new(),
-        tracker,
-        held: HashMap::new(),
-    })
 }
 
 /// Draw the delay to the next operation.
