@@ -23,6 +23,11 @@ pub struct ChatConfig {
     pub max_pending_posts: usize,
     /// Database-bound requests in progress above which new ones are refused `busy`.
     pub max_in_flight: usize,
+    /// Frames queued toward one front end before its link counts as stalled and is
+    /// dropped (its sessions end with `link_lost`). Large: when thousands of sessions close
+    /// at once, each close may push roster changes to several rooms (18,000 sessions
+    /// closing overflowed 65,536).
+    pub link_queue: usize,
     /// Test hook: drop every Nth delivery on purpose (0 = never; never set in production).
     pub test_drop_every: usize,
 }
@@ -36,6 +41,7 @@ impl Default for ChatConfig {
             dedupe_window: 64,
             max_pending_posts: 200_000,
             max_in_flight: 4096,
+            link_queue: 1 << 20,
             test_drop_every: 0,
         }
     }
@@ -138,6 +144,9 @@ impl ServeConfig {
         }
         if self.chat.max_post_bytes == 0 {
             return Err("chat.max_post_bytes must be above 0".into());
+        }
+        if self.chat.link_queue == 0 {
+            return Err("chat.link_queue must be above 0".into());
         }
         if self.front.session_queue == 0 {
             return Err("front.session_queue must be above 0".into());

@@ -8,6 +8,7 @@ mod chat_ops;
 mod common;
 mod discovery;
 mod durability;
+mod overload;
 mod presence;
 mod provision;
 mod rights;

@@ -14,11 +14,6 @@ use tokio_util::sync::CancellationToken;
 use super::{Hub, SessionKey};
 use crate::protocol::session::{codec, Frame, VERSION};
 
-/// Frames queued toward one front end before the link counts as stalled and is dropped.
-/// Large: when thousands of sessions close at once, each close may push roster changes
-/// to several rooms (measured: 18,000 sessions closing overflowed 65,536).
-pub const LINK_QUEUE: usize = 1 << 20;
-
 /// Accept links until `shutdown`.
 pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationToken) {
     loop {
@@ -55,7 +50,7 @@ async fn run_link(hub: Arc<Hub>, stream: TcpStream, shutdown: CancellationToken)
         },
         _ => return,
     }
-    let (tx, mut rx) = mpsc::channel::<Frame>(LINK_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Frame>(hub.config.link_queue);
     let closed = CancellationToken::new();
     let link = hub.add_link(tx, closed.clone());
     let writer = tokio::spawn(async move {

@@ -210,18 +210,25 @@ impl Hub {
 
     /// Queue one frame on a link. A link whose queue is full is a front end that stopped
     /// reading: it is dropped (its sessions end) rather than allowed to stall rooms.
+    ///
+    /// Only the link's own task removes it: callers of this function may hold a room's
+    /// lock, and removing the link ends its sessions, which takes room locks again (a
+    /// self-deadlock seen with 18,000 sessions closing at once). So a full queue only
+    /// signals the link to close.
     pub fn send_frame(&self, link: u32, frame: Frame) {
-        let tx = self
+        let handle = self
             .links
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&link)
-            .map(|h| h.tx.clone());
-        if let Some(tx) = tx {
+            .map(|h| (h.tx.clone(), h.closed.clone()));
+        if let Some((tx, closed)) = handle {
             if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
-                tracing::warn!(link, "link queue full; dropping the link");
-                metrics::counter!("chatcap_links_dropped_total").increment(1);
-                self.remove_link(link);
+                if !closed.is_cancelled() {
+                    tracing::warn!(link, "link queue full; dropping the link");
+                    metrics::counter!("chatcap_links_dropped_total").increment(1);
+                    closed.cancel();
+                }
             }
         }
     }
