@@ -57,8 +57,9 @@ pub(super) async fn setup(
 ) -> Result<Conn, &'static str> {
     let timeout = shared.plan.request_timeout;
     let t0 = Instant::now();
-    let source = super::net::source_for(&shared.target, index, shared.spread);
-    let stream = tokio::time::timeout(timeout, super::net::connect(shared.target, source))
+    let (addr, url) = shared.target(index);
+    let source = super::net::source_for(addr, index, shared.spread);
+    let stream = tokio::time::timeout(timeout, super::net::connect(*addr, source))
         .await
         .map_err(|_| "timeout")?
         .map_err(|_| "connect_failed")?;
@@ -68,7 +69,7 @@ pub(super) async fn setup(
         .max_write_buffer_size(1 << 20);
     let (mut ws, _) = tokio::time::timeout(
         timeout,
-        tokio_tungstenite::client_async_with_config(&shared.url, stream, Some(config)),
+        tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config)),
     )
     .await
     .map_err(|_| "timeout")?

@@ -142,12 +142,7 @@ pub async fn run(
     if let Some(pid) = target.pid() {
         probes.push(ProcessProbe::new("server", pid, target.data_dir.clone()));
     }
-    let shared = Arc::new(Shared::new(
-        plan.clone(),
-        target.addr,
-        target.url.clone(),
-        SOURCE_SPREAD,
-    ));
+    let shared = Arc::new(Shared::new(plan.clone(), target.endpoints(), SOURCE_SPREAD));
     let collector =
         Collector::new(Some(&out.join("histograms.hlog"))).map_err(|source| RunError::Write {
             path: out.display().to_string(),
@@ -211,7 +206,7 @@ async fn run_shard(
     let addr = target::addr_of_url(&url).map_err(RunError::Unsupported)?;
     let users = super::shard::read_population(&population)
         .map_err(|e| RunError::Unsupported(e.to_string()))?;
-    let shared = Arc::new(Shared::new(plan.clone(), addr, url, SOURCE_SPREAD));
+    let shared = Arc::new(Shared::new(plan.clone(), vec![(addr, url)], SOURCE_SPREAD));
     let collector =
         Collector::new(Some(&out.join("histograms.hlog"))).map_err(|source| RunError::Write {
             path: out.display().to_string(),
@@ -279,6 +274,7 @@ async fn ready_target(plan: &RunPlan, opts: &RunOptions, out: &Path) -> Result<T
             bar.finish_and_clear();
             Ok(t)
         }
+        PlanTarget::Addresses { urls, tokens } => Ok(target::addresses(urls, tokens)?),
         other => Err(RunError::Unsupported(format!(
             "target {other:?} is not supported by `chatcap run` yet; use the embedded target"
         ))),

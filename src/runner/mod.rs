@@ -93,10 +93,9 @@ pub struct Shared {
     pub plan: RunPlan,
     /// Where virtual users record.
     pub recorders: Recorders,
-    /// The front end's address.
-    pub target: SocketAddr,
-    /// The WebSocket URL.
-    pub url: String,
+    /// Front ends to connect to (address and WebSocket URL); connection `n` uses
+    /// `targets[n % len]`.
+    pub targets: Vec<(SocketAddr, String)>,
     /// Loopback source addresses to spread connections over.
     pub spread: u8,
     /// Connections signed in and joined now.
@@ -115,7 +114,7 @@ pub struct Shared {
 
 impl Shared {
     /// Build the shared state; rates are spread over `connections` per user.
-    pub fn new(plan: RunPlan, target: SocketAddr, url: String, spread: u8) -> Self {
+    pub fn new(plan: RunPlan, targets: Vec<(SocketAddr, String)>, spread: u8) -> Self {
         let users = f64::from(plan.population.users.max(1));
         let connections = plan.population.endpoints_per_user.max(1.0) * users;
         let mut choices = Vec::new();
@@ -141,8 +140,7 @@ impl Shared {
         Self {
             recorders: Recorders::new(threads * 2),
             plan,
-            target,
-            url,
+            targets,
             spread,
             connected: AtomicU64::new(0),
             ledger: Mutex::new(HashMap::new()),
@@ -151,6 +149,11 @@ impl Shared {
             presence,
             choices,
         }
+    }
+
+    /// The front end connection `n` uses.
+    pub fn target(&self, n: usize) -> &(SocketAddr, String) {
+        &self.targets[n % self.targets.len().max(1)]
     }
 
     /// Draw an operation by weight.

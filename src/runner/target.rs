@@ -2,6 +2,7 @@
 //! `chatcap serve` process so that its CPU and memory are measured apart from the
 //! generator's), or a running server given by address.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,8 +60,10 @@ pub enum TargetError {
 pub struct Target {
     /// The front end's address.
     pub addr: SocketAddr,
-    /// `ws://…/ws`.
+    /// `ws://…/ws`: the first front end (reconciliation and shards use it).
     pub url: String,
+    /// Further front ends; connections are spread over `url` and these.
+    pub more: Vec<(SocketAddr, String)>,
     /// The simulated users, by user index.
     pub users: Arc<Vec<Arc<SimUser>>>,
     /// An administrator's token (for reconciliation reads).
@@ -197,6 +200,7 @@ pub async fn embedded(
     let mut target = Target {
         addr: http,
         url: format!("ws://{http}/ws"),
+        more: Vec::new(),
         users: Arc::new(users),
         admin_token,
         child: Some(child),
@@ -282,7 +286,84 @@ async fn healthz(addr: SocketAddr) -> bool {
     matches!(tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await, Ok(Ok(n)) if n >= 12 && &buf[9..12] == b"200")
 }
 
+/// A running server or pool: the users (tokens CSV) and their rooms (the manifest that
+/// `chatcap provision` wrote beside it, `population.json`), spread over `urls`.
+pub fn addresses(urls: &[String], tokens: &Path) -> Result<Target, TargetError> {
+    let bad = |what: String| TargetError::Unsupported(what);
+    let mut endpoints = Vec::new();
+    for url in urls {
+        endpoints.push((addr_of_url(url).map_err(bad)?, url.clone()));
+    }
+    let Some((addr, url)) = endpoints.first().cloned() else {
+        return Err(bad("target.urls is empty".into()));
+    };
+    let rows = provision::manifest::read_tokens(tokens).map_err(|e| bad(e.to_string()))?;
+    let manifest_path = tokens.with_file_name("population.json");
+    let manifest = provision::Manifest::load(&manifest_path).map_err(|e| {
+        bad(format!(
+            "{e} (the population manifest `chatcap provision` writes beside the tokens)"
+        ))
+    })?;
+    let token_of: HashMap<i64, String> = rows.into_iter().map(|r| (r.id, r.token)).collect();
+    let classes: Vec<String> = manifest
+        .spec
+        .rooms
+        .iter()
+        .map(|c| c.class.clone())
+        .collect();
+    let mut rooms: HashMap<i64, Vec<SimRoom>> = HashMap::new();
+    for r in &manifest.rooms {
+        let class = classes
+            .iter()
+            .position(|c| *c == r.class)
+            .unwrap_or(usize::from(u16::MAX)) as u16;
+        for m in &r.members {
+            let can_post = r.kind == RoomKind::Normal || r.presenters.contains(m);
+            rooms.entry(*m).or_default().push(SimRoom {
+                id: r.id,
+                class,
+                can_post,
+            });
+        }
+    }
+    let mut users = Vec::with_capacity(manifest.users.len());
+    for id in &manifest.users {
+        let token = token_of
+            .get(id)
+            .cloned()
+            .ok_or_else(|| bad(format!("user {id} has no token in {}", tokens.display())))?;
+        users.push(SimUser {
+            id: *id,
+            token,
+            rooms: rooms.remove(id).unwrap_or_default(),
+            contacts: Vec::new(),
+        });
+    }
+    super::assign_contacts(&mut users);
+    let admin_token = manifest
+        .admins
+        .iter()
+        .find_map(|a| token_of.get(a).cloned());
+    Ok(Target {
+        addr,
+        url,
+        more: endpoints.into_iter().skip(1).collect(),
+        users: Arc::new(users.into_iter().map(Arc::new).collect()),
+        admin_token,
+        child: None,
+        data_dir: None,
+        provisioned: None,
+    })
+}
+
 impl Target {
+    /// Every front end, the first one first.
+    pub fn endpoints(&self) -> Vec<(SocketAddr, String)> {
+        std::iter::once((self.addr, self.url.clone()))
+            .chain(self.more.iter().cloned())
+            .collect()
+    }
+
     /// The server's process id, when we started it.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())

@@ -587,3 +587,87 @@ fn ctrl_c_stops_the_run_and_still_writes_what_was_measured() {
         "the embedded server was stopped too"
     );
 }
+
+/// A running server given by address: provision with `chatcap provision`, serve it, and
+/// run a scenario whose target is `addresses` with the tokens file.
+#[test]
+fn a_running_server_is_driven_through_its_address_and_tokens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        "seed = 3\n[users]\ncount = 40\nadmins = 1\n[categories]\ncount = 1\n\
+         [[rooms]]\nclass = \"small\"\nsize = 10\nrooms_per_user = 2\n",
+    )
+    .expect("write the spec");
+    let prov = chatcap(
+        [
+            "provision".as_ref(),
+            "--spec".as_ref(),
+            spec.as_os_str(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--quiet".as_ref(),
+        ],
+        dir.path(),
+        &dir.path().join("provision"),
+    );
+    assert!(prov.status.success(), "{prov}");
+    let port = crate::common::free_port();
+    let chat = crate::common::free_port();
+    let serve_log = dir.path().join("serve");
+    let mut server = start(
+        [
+            "serve".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--listen".as_ref(),
+            format!("127.0.0.1:{port}").as_ref(),
+            "--chat-listen".as_ref(),
+            format!("127.0.0.1:{chat}").as_ref(),
+        ] as [&OsStr; 7],
+        dir.path(),
+        &serve_log,
+    );
+    poll(Duration::from_secs(30), "the server to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    });
+    let scenario = dir.path().join("addresses.toml");
+    let text = scenario_text("\"delivery.lost\" = \"== 0\"")
+        .replace("users = 50", "users = 40")
+        .replace("to = 50", "to = 40")
+        .replace(
+            "[population]",
+            &format!(
+                "[target]\nkind = \"addresses\"\nurls = [\"ws://127.0.0.1:{port}/ws\"]\ntokens = \"{}\"\n\n[population]",
+                data.join("tokens.csv").display()
+            ),
+        );
+    std::fs::write(&scenario, text).expect("write the scenario");
+    let out = dir.path().join("out");
+    let ran = chatcap(
+        run_args(&scenario, &out, &[]),
+        dir.path(),
+        &dir.path().join("run"),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(ran.status.success(), "{ran}");
+    let s = summary(&out);
+    assert_eq!(u(&s["users"]["peak"]), 40, "{ran}");
+    assert!(u(&s["operations"]["post_ack"]["count"]) > 0);
+    assert_eq!(
+        u(&s["operations"]["join"]["count"]),
+        40,
+        "every user batch-joined its rooms"
+    );
+    assert_eq!(
+        u(&s["reconciliation"]["missing"]),
+        0,
+        "reconciled with the manifest's administrator"
+    );
+    assert!(u(&s["reconciliation"]["acked_checked"]) > 0);
+}
