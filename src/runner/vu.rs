@@ -130,7 +130,10 @@ pub async fn run(
     // Later sessions (after a reconnect) start their schedule when they are up.
     let mut anchor = Some(window.start);
     while !stop.is_cancelled() {
-        let mut conn = match setup(&shared, index, &user, reconnect_started.take()).await {
+        // Boxed: the set-up's state lives only while it runs, instead of widening this
+        // long-lived future (one per simulated endpoint) by its size for the whole run.
+        let mut conn = match Box::pin(setup(&shared, index, &user, reconnect_started.take())).await
+        {
             Ok(c) => c,
             Err(kind) => {
                 shared.recorders.slot(index).error(Metric::Connect, kind);
@@ -543,5 +546,49 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(1);
         assert_eq!(exp_gap(0.0, &mut rng), Duration::from_secs(3600));
         assert_eq!(exp_gap(-1.0, &mut rng), Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn a_virtual_user_future_is_small() {
+        let plan = crate::scenario::Scenario::parse(
+            "name = \"x\"\n[population]\nusers = 2\n[[population.rooms]]\nclass = \"s\"\nsize = 2\nrooms_per_user = 1\n[[behaviour.ops]]\nop = \"post\"\nper_user_per_hour = 1\n[[load]]\nramp = { to = 2, over = \"1s\" }\n",
+            std::path::Path::new("x.toml"),
+        )
+        .expect("plan");
+        let shared = Arc::new(Shared::new(
+            plan,
+            vec![(
+                "127.0.0.1:1".parse().expect("addr"),
+                "ws://127.0.0.1:1/ws".into(),
+            )],
+            1,
+        ));
+        let user = Arc::new(SimUser {
+            id: 1,
+            token: String::new(),
+            rooms: Vec::new(),
+            contacts: Vec::new(),
+        });
+        let t = CancellationToken::new();
+        let fut = run(
+            shared,
+            0,
+            user,
+            Window {
+                start: Instant::now(),
+                end: Instant::now(),
+            },
+            t.clone(),
+            t,
+        );
+        let size = std::mem::size_of_val(&fut);
+        println!("virtual user future: {size} bytes");
+        // Measured 2,096 B (debug) with the set-up boxed, 3,360 B without.
+        assert!(size < 2600, "{size} bytes");
     }
 }
