@@ -93,18 +93,7 @@ impl TestServer {
             config.database = Some(fresh_pg_database().await);
         }
         tweak(&mut config);
-        let running = chatcap_server::serve::start(config.clone())
-            .await
-            .expect("server starts");
-        let store = Store::open(&config.database_url(), Schema::Content)
-            .await
-            .expect("store");
-        TestServer {
-            running,
-            config,
-            dir,
-            store,
-        }
+        Self::restart(config, dir).await
     }
 
     /// Start a server with default settings.
@@ -163,11 +152,12 @@ impl TestServer {
 }
 
 impl TestServer {
-    /// Start again on the database of a stopped server (same settings, fresh ports).
+    /// Start on `config` and `dir`: the database of a stopped server (same settings, fresh
+    /// ports), or a fresh one.
     pub async fn restart(config: ServeConfig, dir: tempfile::TempDir) -> TestServer {
         let running = chatcap_server::serve::start(config.clone())
             .await
-            .expect("server restarts");
+            .expect("server starts");
         let store = Store::open(&config.database_url(), Schema::Content)
             .await
             .expect("store");

@@ -1,0 +1,128 @@
+//! `chatcap run` stopped with Ctrl-C, and driving a running server by address.
+
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use super::{
+    chatcap, finish, poll, run_args, scenario_text, server_pid, signal, sockets, start, summary, u,
+    write_scenario, USERS,
+};
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_writes_what_was_measured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenario = write_scenario(dir.path(), "");
+    let out = dir.path().join("out");
+    let log = dir.path().join("interrupted");
+    let child = start(run_args(&scenario, &out, &[]), dir.path(), &log);
+    let run_pid = child.id();
+    // Interrupt once every user is connected: the server then holds all their sockets.
+    let server = poll(Duration::from_secs(30), "the embedded server", || {
+        server_pid(&out)
+    });
+    poll(Duration::from_secs(30), "all users connected", || {
+        (sockets(server) as u64 > USERS).then_some(())
+    });
+    signal(run_pid, "-INT");
+    let ran = finish(child, &log);
+    assert!(ran.status.success(), "{ran}");
+    let s = summary(&out);
+    assert_eq!(s["ending"], "interrupted", "{ran}");
+    assert!(
+        s["duration_s"].as_f64().expect("duration") < 8.0,
+        "stopped before the end of the load shape"
+    );
+    assert!(
+        u(&s["operations"]["sign_in"]["count"]) > 0,
+        "what was measured is kept"
+    );
+    assert!(out.join("timeline.csv").exists() && out.join("histograms.hlog").exists());
+    assert!(
+        server_pid(&out).is_none(),
+        "the embedded server was stopped too"
+    );
+}
+
+/// A running server given by address: provision with `chatcap provision`, serve it, and
+/// run a scenario whose target is `addresses` with the tokens file.
+#[test]
+fn a_running_server_is_driven_through_its_address_and_tokens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        "seed = 3\n[users]\ncount = 40\nadmins = 1\n[categories]\ncount = 1\n\
+         [[rooms]]\nclass = \"small\"\nsize = 10\nrooms_per_user = 2\n",
+    )
+    .expect("write the spec");
+    let prov = chatcap(
+        [
+            "provision".as_ref(),
+            "--spec".as_ref(),
+            spec.as_os_str(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--quiet".as_ref(),
+        ],
+        dir.path(),
+        &dir.path().join("provision"),
+    );
+    assert!(prov.status.success(), "{prov}");
+    let port = crate::common::free_port();
+    let chat = crate::common::free_port();
+    let serve_log = dir.path().join("serve");
+    let mut server = start(
+        [
+            "serve".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--listen".as_ref(),
+            format!("127.0.0.1:{port}").as_ref(),
+            "--chat-listen".as_ref(),
+            format!("127.0.0.1:{chat}").as_ref(),
+        ] as [&OsStr; 7],
+        dir.path(),
+        &serve_log,
+    );
+    poll(Duration::from_secs(30), "the server to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    });
+    let scenario = dir.path().join("addresses.toml");
+    let text = scenario_text("\"delivery.lost\" = \"== 0\"")
+        .replace("users = 50", "users = 40")
+        .replace("to = 50", "to = 40")
+        .replace(
+            "[population]",
+            &format!(
+                "[target]\nkind = \"addresses\"\nurls = [\"ws://127.0.0.1:{port}/ws\"]\ntokens = \"{}\"\n\n[population]",
+                data.join("tokens.csv").display()
+            ),
+        );
+    std::fs::write(&scenario, text).expect("write the scenario");
+    let out = dir.path().join("out");
+    let ran = chatcap(
+        run_args(&scenario, &out, &[]),
+        dir.path(),
+        &dir.path().join("run"),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(ran.status.success(), "{ran}");
+    let s = summary(&out);
+    assert_eq!(u(&s["users"]["peak"]), 40, "{ran}");
+    assert!(u(&s["operations"]["post_ack"]["count"]) > 0);
+    assert_eq!(
+        u(&s["operations"]["join"]["count"]),
+        40,
+        "every user batch-joined its rooms"
+    );
+    assert_eq!(
+        u(&s["reconciliation"]["missing"]),
+        0,
+        "reconciled with the manifest's administrator"
+    );
+    assert!(u(&s["reconciliation"]["acked_checked"]) > 0);
+}
