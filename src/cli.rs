@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chatcap_server::auth::{unix_now, TokenKey};
-use chatcap_server::config::ServeConfig;
+use chatcap_server::config::{Role, ServeConfig};
 use chatcap_server::store::Schema;
 use clap::{Args, Parser, Subcommand};
 
@@ -45,6 +45,9 @@ pub enum Command {
     /// idle session of one chat server, on SQLite and PostgreSQL.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+    /// Compliance: `compliance export` writes every unexported compliance event to XML now.
+    #[command(subcommand)]
+    Compliance(crate::compliance_cmd::ComplianceCommand),
 }
 
 /// Options of `serve`.
@@ -56,7 +59,18 @@ pub struct ServeArgs {
     /// Folder for the SQLite databases.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Front-end address (WebSocket /ws, /metrics).
+    /// What this process runs: `single` (chat server + front end, the default), `chat`
+    /// (a chat server: front-end links on --chat-listen, /metrics on --listen) or
+    /// `frontend` (clients and web services on --listen, linked to --chat servers;
+    /// several front-end processes may share one --listen port).
+    #[arg(long, value_enum)]
+    pub role: Option<RoleArg>,
+    /// Front-end role: the chat servers' link addresses, comma-separated
+    /// (e.g. 127.0.0.1:5041,127.0.0.1:5042).
+    #[arg(long = "chat", value_delimiter = ',')]
+    pub chat_servers: Vec<std::net::SocketAddr>,
+    /// HTTP address: clients (WebSocket /ws), web services and /metrics on a front end;
+    /// /metrics and /healthz on a chat server.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
     /// Chat-server address for front-end links.
@@ -68,6 +82,34 @@ pub struct ServeArgs {
     /// Messages returned on join (DefaultChatHistory, 1–500).
     #[arg(long)]
     pub history: Option<u32>,
+    /// Record compliance events (JOIN, PART, CHAT, BACKCHAT, FILEUPLOAD, FILEDOWNLOAD) and
+    /// export them as XML every run interval (docs/COMPLIANCE.md).
+    #[arg(long)]
+    pub compliance: bool,
+    /// Seconds between compliance export runs (default 900).
+    #[arg(long, value_name = "SECS")]
+    pub compliance_interval: Option<u64>,
+}
+
+/// The `--role` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Chat server and front end in one process.
+    Single,
+    /// A chat server only.
+    Chat,
+    /// A front end only.
+    Frontend,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Single => Role::Single,
+            RoleArg::Chat => Role::Chat,
+            RoleArg::Frontend => Role::Frontend,
+        }
+    }
 }
 
 /// `user` subcommands.
@@ -137,6 +179,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Provision(args) => crate::provision::run(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,
+        Command::Compliance(cmd) => crate::compliance_cmd::run(cmd).await,
         Command::User(UserCommand::Add {
             name,
             admin,
@@ -180,6 +223,12 @@ pub fn serve_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if let Some(v) = &args.data_dir {
         cfg.data_dir = v.clone();
     }
+    if let Some(v) = args.role {
+        cfg.role = v.into();
+    }
+    if !args.chat_servers.is_empty() {
+        cfg.chat_servers = args.chat_servers.clone();
+    }
     if let Some(v) = args.listen {
         cfg.listen = v;
     }
@@ -192,6 +241,12 @@ pub fn serve_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if let Some(v) = args.history {
         cfg.chat.history = v;
     }
+    if args.compliance {
+        cfg.compliance.enabled = true;
+    }
+    if let Some(v) = args.compliance_interval {
+        cfg.compliance.run_interval_secs = v;
+    }
     cfg.validate().map_err(UsageError)?;
     Ok(cfg)
 }
@@ -199,13 +254,7 @@ pub fn serve_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = serve_config(&args)?;
     let running = chatcap_server::serve::start(cfg.clone()).await?;
-    println!(
-        "chatcap ready: clients ws://{}/ws  metrics http://{}/metrics  chat link {}  database {}",
-        running.http_addr,
-        running.http_addr,
-        running.chat_addr,
-        cfg.database_url()
-    );
+    println!("{}", ready_line(&cfg, &running));
     wait_for_stop_signal().await;
     tracing::info!("stopping: closing connections and committing queued posts");
     tokio::time::timeout(Duration::from_secs(30), running.shutdown())
@@ -213,6 +262,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .ok();
     println!("chatcap stopped");
     Ok(())
+}
+
+/// The line printed once the process serves: tools (the embedded target, benchmarks)
+/// read the bound addresses from it.
+fn ready_line(cfg: &ServeConfig, running: &chatcap_server::serve::Running) -> String {
+    let http = running.http_addr;
+    let mut line = format!("chatcap ready: role {:?}", cfg.role).to_lowercase();
+    if cfg.role.has_front() {
+        line += &format!("  clients ws://{http}/ws");
+    }
+    line += &format!("  metrics http://{http}/metrics");
+    if let Some(addr) = running.chat_addr() {
+        line += &format!("  chat link {addr}  database {}", cfg.database_url());
+    }
+    if cfg.role == Role::Frontend {
+        let servers: Vec<String> = cfg.chat_servers.iter().map(|a| a.to_string()).collect();
+        line += &format!("  chat servers {}", servers.join(","));
+    }
+    line
 }
 
 /// Resolve on Ctrl-C or SIGTERM.

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`cli`]: the command line (`serve`, `user`, `provision`, `bench`, …) and `run(cli)`.
 //! - [`client`]: a WebSocket client of the chat protocol.
+//! - [`compliance_cmd`]: `chatcap compliance export` (one run of the compliance XML adapter).
 //! - [`bench`]: `chatcap bench server`, the server benchmark (posts/s, latency, memory).
 //! - [`provision`]: `chatcap provision` (flags, progress bar, summary).
 //! - [`scenario`]: scenario files, read into a validated run plan.
@@ -14,8 +15,10 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod compliance_cmd;
 pub mod metrics;
 pub mod provision;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod serve_process;

@@ -41,6 +41,11 @@ impl TokenKey {
         Self { key: key.into() }
     }
 
+    /// The key's bytes (the chat server hands them to its front ends in `Welcome`).
+    pub fn secret(&self) -> &[u8] {
+        &self.key
+    }
+
     /// The pool's key, created on first use.
     pub async fn load(store: &Store) -> Result<Self, StoreError> {
         let fresh: [u8; 32] = rand::random();

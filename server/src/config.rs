@@ -65,6 +65,12 @@ pub struct FrontConfig {
     /// Read and write buffer of each WebSocket, in bytes (tungstenite's default of
     /// 128 KiB would cost gigabytes at 20,000 connections).
     pub socket_buffer_bytes: usize,
+    /// Client connections held at most; beyond, new ones are refused with HTTP 503
+    /// "server too busy" (a process here may hold 20,000 open files in all).
+    pub max_connections: usize,
+    /// MaxFileSizeKB: largest file uploaded through the file web service, in KB of 1,024
+    /// bytes (the original's default is 20,000 KB).
+    pub max_file_kb: u64,
 }
 
 impl Default for FrontConfig {
@@ -76,6 +82,57 @@ impl Default for FrontConfig {
             rate_burst: 400.0,
             sign_in_timeout_secs: 30,
             socket_buffer_bytes: 4096,
+            max_connections: 19_000,
+            max_file_kb: 20_000,
+        }
+    }
+}
+
+/// What one `chatcap serve` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Chat server and front end in one process (Standard Edition; the default).
+    #[default]
+    Single,
+    /// A chat server only: session links from front ends on `chat_listen`, `/metrics`
+    /// and `/healthz` on `listen`.
+    Chat,
+    /// A front end only: clients and web services on `listen` (shareable with other
+    /// front-end processes: `SO_REUSEPORT`), linked to the chat servers `chat_servers`.
+    Frontend,
+}
+
+impl Role {
+    /// Runs a chat server.
+    pub fn has_chat(self) -> bool {
+        matches!(self, Role::Single | Role::Chat)
+    }
+
+    /// Runs a front end.
+    pub fn has_front(self) -> bool {
+        matches!(self, Role::Single | Role::Frontend)
+    }
+}
+
+/// Settings of the compliance service (recording and the XML adapter; docs/COMPLIANCE.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComplianceConfig {
+    /// Record JOIN, PART, CHAT, BACKCHAT, FILEUPLOAD and FILEDOWNLOAD events and export them.
+    pub enabled: bool,
+    /// RunInterval: seconds between export runs (the original's default is 15 minutes).
+    pub run_interval_secs: u64,
+    /// AdapterOutputDirectory; default `<data_dir>/compliance`.
+    pub output_dir: Option<PathBuf>,
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            run_interval_secs: 900,
+            output_dir: None,
         }
     }
 }
@@ -84,6 +141,10 @@ impl Default for FrontConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
+    /// What this process runs.
+    pub role: Role,
+    /// Front-end role: the chat servers to link to (port 5041 of each).
+    pub chat_servers: Vec<SocketAddr>,
     /// Folder for the SQLite files and exports.
     pub data_dir: PathBuf,
     /// Front end: clients (WebSocket `/ws`), web services, `/metrics`.
@@ -99,11 +160,19 @@ pub struct ServeConfig {
     pub chat: ChatConfig,
     /// Front-end settings.
     pub front: FrontConfig,
+    /// Compliance service settings.
+    pub compliance: ComplianceConfig,
+    /// The file store: the folder, shared by every front end of the pool (a network share
+    /// when they run on several hosts), that keeps uploaded files; default
+    /// `<data_dir>/files`.
+    pub file_store: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
+            role: Role::Single,
+            chat_servers: Vec::new(),
             data_dir: PathBuf::from("data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             chat_listen: SocketAddr::from(([127, 0, 0, 1], 5041)),
@@ -111,6 +180,8 @@ impl Default for ServeConfig {
             compliance_database: None,
             chat: ChatConfig::default(),
             front: FrontConfig::default(),
+            compliance: ComplianceConfig::default(),
+            file_store: None,
         }
     }
 }
@@ -121,6 +192,13 @@ impl ServeConfig {
         self.database
             .clone()
             .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("content.db").display()))
+    }
+
+    /// The file store folder in effect.
+    pub fn file_store_dir(&self) -> PathBuf {
+        self.file_store
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("files"))
     }
 
     /// The compliance database URL in effect.
@@ -147,6 +225,21 @@ impl ServeConfig {
         }
         if self.chat.link_queue == 0 {
             return Err("chat.link_queue must be above 0".into());
+        }
+        if self.role == Role::Frontend && self.chat_servers.is_empty() {
+            return Err("a front end needs at least one chat server (--chat ADDR)".into());
+        }
+        if self.role != Role::Frontend && !self.chat_servers.is_empty() {
+            return Err("chat_servers is a front-end setting (--role frontend)".into());
+        }
+        if self.front.max_file_kb == 0 {
+            return Err("front.max_file_kb must be above 0".into());
+        }
+        if self.front.max_connections == 0 {
+            return Err("front.max_connections must be above 0".into());
+        }
+        if self.compliance.run_interval_secs == 0 {
+            return Err("compliance.run_interval_secs must be at least 1".into());
         }
         if self.front.session_queue == 0 {
             return Err("front.session_queue must be above 0".into());

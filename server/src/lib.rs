@@ -8,12 +8,14 @@
 //! - [`chat`]: the chat core (hub, rooms, rights, operations, fan-out) and its link listener.
 //! - [`frontend`]: the front end: WebSockets, sign-in, rate limits, `/metrics`.
 //! - [`auth`]: HMAC bearer tokens.
+//! - [`compliance`]: recording JOIN/PART/CHAT/BACKCHAT/FILE* events and the XML export.
 //! - [`provision`]: users, categories, rooms and memberships from a population spec,
 //!   including the Lync 2013 capacity model.
 //! - [`config`] and [`serve`]: settings, and starting/stopping a single box.
 
 pub mod auth;
 pub mod chat;
+pub mod compliance;
 pub mod config;
 pub mod frontend;
 pub mod model;

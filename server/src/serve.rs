@@ -1,15 +1,18 @@
-//! Starting and stopping a single box: chat server + front end in one process, each on its
-//! own listener, talking over a real session link, with SQLite (or PostgreSQL) storage.
+//! Starting and stopping a server process in one of its roles (`config::Role`):
+//! - **single** (the embedded default): chat server + front end in one process, each on
+//!   its own listener, talking over a real session link, with SQLite (or PostgreSQL);
+//! - **chat**: a chat server only — session links from front ends, `/metrics`, `/healthz`;
+//! - **frontend**: a front end only — clients and web services, linked to chat servers.
 //!
 //! [`start`] binds every listener first (port 0 works: tests read the bound addresses
-//! back), so the server is ready when it returns. [`Running::shutdown`] stops accepting,
+//! back), so the process is ready when it returns. [`Running::shutdown`] stops accepting,
 //! commits what was queued, and closes the databases.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -51,19 +54,27 @@ pub enum StartError {
     },
 }
 
-/// A running single box.
-pub struct Running {
-    /// Where clients connect (`ws://<addr>/ws`) and `/metrics` is served.
-    pub http_addr: SocketAddr,
-    /// Where front ends link to the chat server.
-    pub chat_addr: SocketAddr,
+/// The chat-server half of a running process.
+pub struct ChatPart {
+    /// Where front ends link (`Frame::Hello` …).
+    pub addr: SocketAddr,
     /// The chat core (tests use its hooks).
     pub hub: Arc<Hub>,
-    /// The front end.
-    pub front: Arc<FrontEnd>,
     /// Token key (to issue tokens in tests and tools).
     pub tokens: TokenKey,
-    compliance: Store,
+    /// The compliance database.
+    pub compliance: Store,
+}
+
+/// A running server process.
+pub struct Running {
+    /// Where HTTP is served: clients (`ws://<addr>/ws`), web services, `/metrics`
+    /// (front end); `/metrics` and `/healthz` (chat role).
+    pub http_addr: SocketAddr,
+    /// The chat server, in the single and chat roles.
+    pub chat: Option<ChatPart>,
+    /// The front end, in the single and frontend roles.
+    pub front: Option<Arc<FrontEnd>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -72,6 +83,31 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Bind a listener that other processes may bind too (`SO_REUSEPORT`: the kernel spreads
+/// new connections over the front ends sharing the port).
+fn bind_shared(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let bound = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        // Join storms open thousands of connections in a second.
+        socket.listen(4096)
+    };
+    bound().map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, asked: SocketAddr) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Bind {
+        addr: asked,
+        source,
+    })
 }
 
 /// Open a database, naming it in the error.
@@ -84,96 +120,159 @@ pub async fn open_store(url: &str, schema: Schema) -> Result<Store, StartError> 
         })
 }
 
-/// Start a single box as configured.
-pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
-    cfg.validate().map_err(StartError::Config)?;
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
-        path: cfg.data_dir.display().to_string(),
-        source,
-    })?;
-    let content = open_store(&cfg.database_url(), Schema::Content).await?;
-    let compliance = open_store(&cfg.compliance_url(), Schema::Compliance).await?;
-    let tokens = TokenKey::load(&content)
-        .await
-        .map_err(|source| StartError::Store {
-            url: cfg.database_url(),
-            source,
-        })?;
-    let hub = Hub::start(cfg.chat.clone(), content)
-        .await
-        .map_err(|source| StartError::Store {
-            url: cfg.database_url(),
-            source,
-        })?;
-
-    let shutdown = CancellationToken::new();
-    let tasks = TaskTracker::new();
-    let chat_listener = bind(cfg.chat_listen).await?;
-    let chat_addr = chat_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: cfg.chat_listen,
-            source,
-        })?;
-    tasks.spawn(crate::chat::link::serve(
-        hub.clone(),
-        chat_listener,
-        shutdown.clone(),
-    ));
-
-    let front = Arc::new(FrontEnd::new(
-        format!("fe@{}", cfg.listen),
-        cfg.front.clone(),
-        tokens.clone(),
-    ));
-    tasks.spawn(crate::frontend::link::supervise(
-        front.clone(),
-        chat_addr,
-        shutdown.clone(),
-    ));
-    let http_listener = bind(cfg.listen).await?;
-    let http_addr = http_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: cfg.listen,
-            source,
-        })?;
-    let app = crate::frontend::http::router(front.clone());
-    let stop = shutdown.clone();
+/// Serve `app` on `listener` until `shutdown`.
+fn serve_http(
+    tasks: &TaskTracker,
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) {
     tasks.spawn(async move {
-        let served = axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await });
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
         if let Err(e) = served.await {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
-    // Ready means the front end can reach the chat server.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !front.is_linked() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+/// Open the databases, load the chat core and listen for front ends.
+async fn start_chat(
+    cfg: &ServeConfig,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<ChatPart, StartError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        source,
+    })?;
+    let store_error = |source| StartError::Store {
+        url: cfg.database_url(),
+        source,
+    };
+    let content = open_store(&cfg.database_url(), Schema::Content).await?;
+    let compliance = open_store(&cfg.compliance_url(), Schema::Compliance).await?;
+    let tokens = TokenKey::load(&content).await.map_err(store_error)?;
+    let hub = Hub::start(cfg.chat.clone(), content)
+        .await
+        .map_err(store_error)?;
+    crate::compliance::start(cfg, &hub, &compliance, shutdown, tasks)?;
+    let listener = bind(cfg.chat_listen).await?;
+    let addr = local_addr(&listener, cfg.chat_listen)?;
+    tasks.spawn(crate::chat::link::serve(
+        hub.clone(),
+        listener,
+        tokens.clone(),
+        shutdown.clone(),
+    ));
+    Ok(ChatPart {
+        addr,
+        hub,
+        tokens,
+        compliance,
+    })
+}
+
+/// A front end linked to `chat_servers`.
+fn start_front(
+    cfg: &ServeConfig,
+    chat_servers: &[SocketAddr],
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Arc<FrontEnd> {
+    let front = Arc::new(
+        FrontEnd::new(
+            format!("fe@{}", cfg.listen),
+            cfg.front.clone(),
+            chat_servers.len(),
+        )
+        .with_file_store(cfg.file_store_dir()),
+    );
+    for (index, addr) in chat_servers.iter().enumerate() {
+        tasks.spawn(crate::frontend::link::supervise(
+            front.clone(),
+            index,
+            *addr,
+            shutdown.clone(),
+        ));
+    }
+    front
+}
+
+/// Start a server process as configured.
+pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
+    cfg.validate().map_err(StartError::Config)?;
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let chat = if cfg.role.has_chat() {
+        Some(start_chat(&cfg, &tasks, &shutdown).await?)
+    } else {
+        None
+    };
+    let front = if cfg.role.has_front() {
+        let servers = match &chat {
+            Some(c) => vec![c.addr],
+            None => cfg.chat_servers.clone(),
+        };
+        Some(start_front(&cfg, &servers, &tasks, &shutdown))
+    } else {
+        None
+    };
+    let (listener, app) = match (&front, &chat) {
+        (Some(fe), _) => (
+            bind_shared(cfg.listen)?,
+            crate::frontend::http::router(fe.clone()),
+        ),
+        (None, Some(c)) => (
+            bind(cfg.listen).await?,
+            crate::chat::status::router(c.hub.clone()),
+        ),
+        (None, None) => unreachable!("every role runs a chat server or a front end"),
+    };
+    let http_addr = local_addr(&listener, cfg.listen)?;
+    serve_http(&tasks, listener, app, shutdown.clone());
+    if let Some(fe) = &front {
+        // Ready means the front end can reach a chat server (a front end started before
+        // its chat servers keeps trying in the background and answers 503 meanwhile).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !fe.is_linked() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     Ok(Running {
         http_addr,
-        chat_addr,
-        hub,
+        chat,
         front,
-        tokens,
-        compliance,
         shutdown,
         tasks,
     })
 }
 
 impl Running {
-    /// A token for `user`, valid for `ttl`.
-    pub fn token(&self, user: i64, ttl: Duration) -> String {
-        self.tokens
-            .issue(user, crate::auth::unix_now() + ttl.as_secs() as i64)
+    /// The chat core (single and chat roles).
+    pub fn hub(&self) -> Option<&Arc<Hub>> {
+        self.chat.as_ref().map(|c| &c.hub)
+    }
+
+    /// Where front ends link (single and chat roles).
+    pub fn chat_addr(&self) -> Option<SocketAddr> {
+        self.chat.as_ref().map(|c| c.addr)
+    }
+
+    /// A token for `user`, valid for `ttl` (single and chat roles, which hold the key).
+    pub fn token(&self, user: i64, ttl: Duration) -> Option<String> {
+        let c = self.chat.as_ref()?;
+        Some(
+            c.tokens
+                .issue(user, crate::auth::unix_now() + ttl.as_secs() as i64),
+        )
     }
 
     /// Stop: close listeners and connections, commit what is queued, close the databases.
     pub async fn shutdown(self) {
-        self.front.link_lost_shutdown();
+        if let Some(fe) = &self.front {
+            fe.link_lost_shutdown();
+        }
         self.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
@@ -182,9 +281,12 @@ impl Running {
         {
             tracing::warn!("some connections did not close within 10 s");
         }
-        self.hub.flush().await;
-        self.hub.store.close().await;
-        self.compliance.close().await;
+        if let Some(c) = self.chat {
+            c.hub.flush().await;
+            crate::compliance::stop(&c.hub).await;
+            c.hub.store.close().await;
+            c.compliance.close().await;
+        }
     }
 
     /// A token that resolves when the server is asked to stop.

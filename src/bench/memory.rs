@@ -64,6 +64,10 @@ pub async fn measure(
         name: "bench".into(),
     };
     link.send(hello.to_bytes()).await?;
+    let welcome = link.next().await.and_then(|r| r.ok());
+    if !welcome.is_some_and(|b| matches!(Frame::decode(b.freeze()), Ok(Frame::Welcome { .. }))) {
+        bail!("the chat server did not answer Hello with Welcome");
+    }
     let n = users.len();
     let rss_before = settled_rss(server.pid).await?;
 

@@ -8,18 +8,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use crate::serve_process::ServeProcess;
+use anyhow::Context;
 use chatcap_server::auth::{unix_now, TokenKey};
 use chatcap_server::model::Category;
 use chatcap_server::protocol::{Privacy, RoomKind};
 use chatcap_server::store::directory::NewRoom;
 use chatcap_server::store::{Schema, Store};
 use sqlx::Connection;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 /// A database engine to measure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,9 +245,9 @@ impl Prepared {
     }
 }
 
-/// A running `chatcap serve` child.
+/// A running `chatcap serve` child (single role).
 pub struct ServerProcess {
-    child: Child,
+    process: ServeProcess,
     /// Its process id (for `/proc/<pid>`).
     pub pid: u32,
     /// Front end: `ws://<http>/ws`, `http://<http>/metrics`.
@@ -258,90 +256,41 @@ pub struct ServerProcess {
     pub chat: SocketAddr,
 }
 
-/// How long a server may take to print its ready line (SQLite opens and migrates fast;
-/// loading 200,000 users from PostgreSQL takes a few seconds).
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
-
 impl ServerProcess {
     /// Start `chatcap serve` on free loopback ports and wait for its ready line.
     pub async fn spawn(p: &Prepared) -> anyhow::Result<ServerProcess> {
         let exe = std::env::current_exe().context("finding the chatcap binary")?;
-        let log = std::fs::File::create(p.dir.join("server.log"))?;
-        let mut child = Command::new(exe)
-            .arg("serve")
-            .arg("--config")
-            .arg(p.dir.join("bench.toml"))
-            .arg("--data-dir")
-            .arg(&p.dir)
-            .args(["--listen", "127.0.0.1:0", "--chat-listen", "127.0.0.1:0"])
-            .arg("--database")
-            .arg(&p.database)
-            .env("RUST_LOG", "warn")
-            .env_remove("CHATCAP_DATABASE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting chatcap serve")?;
-        let pid = child.id().context("the server exited at once")?;
-        let stdout = child.stdout.take().context("no server stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(READY_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if line.starts_with("chatcap ready:") {
-                    return Ok::<_, std::io::Error>(Some(line));
-                }
-            }
-            Ok(None)
-        })
-        .await;
-        let line = match ready {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) | Ok(Err(_)) => {
-                let log = std::fs::read_to_string(p.dir.join("server.log")).unwrap_or_default();
-                bail!("the server exited before it was ready:\n{log}");
-            }
-            Err(_) => bail!("the server was not ready within {READY_TIMEOUT:?}"),
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let (http, chat) = parse_ready(&line).with_context(|| format!("ready line {line:?}"))?;
+        let args: Vec<std::ffi::OsString> = vec![
+            "--config".into(),
+            p.dir.join("bench.toml").into(),
+            "--data-dir".into(),
+            p.dir.clone().into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--chat-listen".into(),
+            "127.0.0.1:0".into(),
+            "--database".into(),
+            p.database.clone().into(),
+        ];
+        let process = ServeProcess::spawn(&exe, &args, &[], &p.dir.join("server.log")).await?;
+        let chat = process.chat_addr()?;
         Ok(ServerProcess {
-            child,
-            pid,
-            http,
+            pid: process.pid,
+            http: process.ready.http,
             chat,
+            process,
         })
     }
 
     /// The WebSocket URL.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.http)
+        self.process.ws_url()
     }
 
     /// Stop the server (SIGKILL: acknowledged posts are durable; nothing else matters).
-    pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+    pub async fn stop(self) {
+        self.process.kill().await;
     }
-}
-
-/// Addresses from `chatcap ready: clients ws://A/ws  metrics http://A/metrics  chat link C …`.
-fn parse_ready(line: &str) -> Option<(SocketAddr, SocketAddr)> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let after = |w: &str| {
-        words
-            .iter()
-            .position(|x| *x == w)
-            .and_then(|i| words.get(i + 1))
-    };
-    let http = after("clients")?
-        .strip_prefix("ws://")?
-        .strip_suffix("/ws")?
-        .parse()
-        .ok()?;
-    let chat = after("link")?.parse().ok()?;
-    Some((http, chat))
 }
 
 /// Resident set size of a process, in bytes (`VmRSS` of `/proc/<pid>/status`).
@@ -369,11 +318,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ready_line_and_urls_parse() {
-        let line = "chatcap ready: clients ws://127.0.0.1:40001/ws  metrics http://127.0.0.1:40001/metrics  chat link 127.0.0.1:40002  database sqlite:/tmp/x.db";
-        let (http, chat) = parse_ready(line).expect("parses");
-        assert_eq!(http.port(), 40001);
-        assert_eq!(chat.port(), 40002);
+    fn database_urls_name_the_bench_database() {
         assert_eq!(
             with_database("postgres://postgres@127.0.0.1:55001", "b"),
             "postgres://postgres@127.0.0.1:55001/b"

@@ -111,6 +111,9 @@ async fn bad_tokens_are_refused_and_the_connection_closed() {
         let expired = c
             .srv
             .running
+            .chat
+            .as_ref()
+            .expect("a chat server")
             .tokens
             .issue(c.bob, chatcap_server::auth::unix_now() - 1);
         for (token, want) in [

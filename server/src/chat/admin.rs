@@ -210,6 +210,7 @@ impl Hub {
             } => {
                 rights::manageable(&self.dir(), user, *room)?;
                 self.check_users(&[*target])?;
+                let invitation = self.invitation_due(user, *room, *target, *role, *grant);
                 self.store
                     .set_role(*room, *target, *role, *grant)
                     .await
@@ -220,6 +221,7 @@ impl Hub {
                 }
                 // The target's roles changed (e.g. a new presenter): tell the room.
                 self.announce_room(*room);
+                self.send_invitation(invitation).await;
                 Ok(reply_json(id, &Changed { changed: 1 }))
             }
             Op::DeleteRoom { room } => {
@@ -242,6 +244,7 @@ impl Hub {
                 }
                 self.dir_mut().remove_room(*room);
                 self.drop_room(*room);
+                self.forget_room_social(*room).await;
                 Ok(reply_json(id, &Changed { changed: 1 }))
             }
             Op::ClearHistory { room, before_us } => {

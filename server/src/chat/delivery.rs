@@ -9,6 +9,7 @@ use std::sync::Weak;
 use bytes::Bytes;
 
 use super::{Hub, PostTag};
+use crate::compliance::EventKind;
 use crate::protocol::reply::{push_json, reply_json, Ack};
 use crate::protocol::session::Frame;
 use crate::protocol::Push;
@@ -31,6 +32,9 @@ impl CommitSink for Sink {
                 duplicate: e.tag.duplicate,
             };
             if e.fresh {
+                // Recorded for every post, also where the category keeps no history.
+                let m = &e.msg;
+                hub.comply(EventKind::Chat, m.room, m.author, &m.text, Some(m.seq));
                 let live = hub.room(e.msg.room);
                 let mut hot = live.hot();
                 let links = hot.by_link(Some(e.tag.key));

@@ -11,18 +11,27 @@ use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
+use bytes::Bytes;
+
 use super::{Hub, SessionKey};
+use crate::auth::TokenKey;
 use crate::protocol::session::{codec, Frame, VERSION};
 
-/// Accept links until `shutdown`.
-pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationToken) {
+/// Accept links until `shutdown`; each accepted link is welcomed with `tokens`.
+pub async fn serve(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    tokens: TokenKey,
+    shutdown: CancellationToken,
+) {
+    let secret = Bytes::copy_from_slice(tokens.secret());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::debug!(%peer, "link accepted");
-                    tokio::spawn(run_link(hub.clone(), stream, shutdown.clone()));
+                    tokio::spawn(run_link(hub.clone(), stream, secret.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     // Out of descriptors and the like: wait a little rather than spin.
@@ -34,7 +43,7 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
     }
 }
 
-async fn run_link(hub: Arc<Hub>, stream: TcpStream, shutdown: CancellationToken) {
+async fn run_link(hub: Arc<Hub>, stream: TcpStream, secret: Bytes, shutdown: CancellationToken) {
     let _ = stream.set_nodelay(true);
     let (mut sink, mut source) = Framed::new(stream, codec()).split();
     match source.next().await {
@@ -49,6 +58,13 @@ async fn run_link(hub: Arc<Hub>, stream: TcpStream, shutdown: CancellationToken)
             }
         },
         _ => return,
+    }
+    if sink
+        .send(Frame::Welcome { secret }.to_bytes())
+        .await
+        .is_err()
+    {
+        return;
     }
     let (tx, mut rx) = mpsc::channel::<Frame>(hub.config.link_queue);
     let closed = CancellationToken::new();
@@ -81,6 +97,9 @@ async fn run_link(hub: Arc<Hub>, stream: TcpStream, shutdown: CancellationToken)
         match Frame::decode(body) {
             Ok(Frame::Open { session, user }) => {
                 hub.open_session(SessionKey { link, session }, user)
+            }
+            Ok(Frame::Service { session, user }) => {
+                hub.open_service_session(SessionKey { link, session }, user)
             }
             Ok(Frame::Request { session, json }) => hub.handle(SessionKey { link, session }, json),
             Ok(Frame::Close { session }) => hub.close_session(SessionKey { link, session }),

@@ -7,20 +7,29 @@
 //! - [`rights`]: who may do what, as pure functions.
 //! - [`ops`]: the chat operations (join, post, history, search, …).
 //! - [`admin`]: room, category and role management, administrators' operations.
+//! - [`directory_ops`]: read-only directory queries for room management (categories,
+//!   a room's member lists, users by name).
 //! - [`delivery`]: acknowledging committed posts and fanning them out.
 //! - [`presence`]: presence states and who watches whom.
 //! - [`link`]: the session-protocol listener (port 5041) that feeds the hub.
+//! - [`social`]: invitations and followed rooms (unread counts).
+//! - [`files`]: files posted to rooms: rights, metadata, the announcing message.
+//! - [`status`]: `/metrics` and `/healthz` when the chat server runs on its own.
 //!
 //! The hub never speaks SQL (that is `store`) and never touches WebSockets (that is the
 //! front end): it sees sessions only as (link, session) keys and JSON bytes.
 
 pub mod admin;
 pub mod delivery;
+pub mod directory_ops;
+pub mod files;
 pub mod link;
 pub mod ops;
 pub mod presence;
 pub mod rights;
 pub mod room;
+pub mod social;
+pub mod status;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -53,6 +62,8 @@ pub struct SessionKey {
 struct Session {
     user: i64,
     signed_in: bool,
+    /// A web-service call's session: signed in from the start, invisible to presence.
+    service: bool,
     rooms: Vec<i64>,
 }
 
@@ -86,6 +97,8 @@ pub struct Hub {
     presence: Mutex<presence::PresenceBook>,
     next_link: AtomicU32,
     committer: std::sync::OnceLock<Committer<PostTag>>,
+    /// Compliance recording, when on (set once by `compliance::start`).
+    pub(crate) compliance: std::sync::OnceLock<crate::compliance::Recorder>,
     /// Requests being handled by spawned tasks (for "busy" refusals).
     in_flight: AtomicUsize,
     /// Test hook: drop every Nth delivery on purpose (0 = never). Off by default.
@@ -116,6 +129,7 @@ impl Hub {
             presence: Mutex::new(presence::PresenceBook::default()),
             next_link: AtomicU32::new(1),
             committer: std::sync::OnceLock::new(),
+            compliance: std::sync::OnceLock::new(),
             in_flight: AtomicUsize::new(0),
             dropped_counter: AtomicUsize::new(0),
         });
@@ -264,15 +278,26 @@ impl Hub {
         }
     }
 
-    /// A session opened on a link, for an authenticated user.
+    /// A session opened on a link, for an authenticated user; it signs in next.
     pub fn open_session(&self, key: SessionKey, user: i64) {
+        self.insert_session(key, user, false);
+    }
+
+    /// A web-service call's session (`Service` frame): signed in from the start, so the
+    /// call runs with the user's rights, but it never changes the user's presence.
+    pub fn open_service_session(&self, key: SessionKey, user: i64) {
+        self.insert_session(key, user, true);
+    }
+
+    fn insert_session(&self, key: SessionKey, user: i64, service: bool) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if sessions
             .insert(
                 key,
                 Session {
                     user,
-                    signed_in: false,
+                    signed_in: service,
+                    service,
                     rooms: Vec::new(),
                 },
             )
@@ -294,7 +319,7 @@ impl Hub {
             for room in s.rooms {
                 self.leave_room(key, room);
             }
-            if s.signed_in {
+            if s.signed_in && !s.service {
                 let changed = self.presence_book().session_closed(key, s.user);
                 if let Some(state) = changed {
                     self.push_presence(s.user, state);
@@ -377,6 +402,11 @@ impl Hub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .len()
+    }
+
+    /// Front-end links connected now.
+    pub fn link_count(&self) -> usize {
+        self.links.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The signed-in user of a session.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::room::RoomLive;
 use super::{rights, Hub, PostTag, SessionKey};
+use crate::compliance::EventKind;
 use crate::model::{now_us, User};
 use crate::protocol::reply::{
     reply_json, BjoinResult, JoinFailure, Joined, Messages, Participants, Pong, Rooms,
@@ -104,9 +105,9 @@ impl Hub {
         match &req.op {
             Op::Join { room, history } => {
                 let n = self.history_count(*history)?;
-                self.join(key, &user, *room, n)
-                    .await
-                    .map(|j| reply_json(id, &j))
+                let joined = self.join(key, &user, *room, n).await?;
+                self.invitation_used(user.id, *room).await;
+                Ok(reply_json(id, &joined))
             }
             Op::Bjoin { rooms, history } => {
                 let n = self.history_count(*history)?;
@@ -125,7 +126,10 @@ impl Hub {
                 };
                 for room in ids {
                     match self.join(key, &user, room, n).await {
-                        Ok(j) => out.joined.push(j),
+                        Ok(j) => {
+                            self.invitation_used(user.id, room).await;
+                            out.joined.push(j)
+                        }
                         Err(e) => out.failed.push(JoinFailure { room, code: e.code }),
                     }
                 }
@@ -143,6 +147,10 @@ impl Hub {
                     .messages_after(*room, after_seq.unwrap_or(0), limit)
                     .await
                     .map_err(internal)?;
+                if let (Some(a), Some(b)) = (messages.first(), messages.last()) {
+                    let viewed = crate::compliance::viewed_range(a.seq, b.seq);
+                    self.comply(EventKind::Backchat, *room, user.id, &viewed, None);
+                }
                 Ok(reply_json(id, &Messages { messages }))
             }
             Op::Search {
@@ -200,6 +208,19 @@ impl Hub {
                 rooms.sort_by_key(|r| r.id);
                 rooms.truncate(limit);
                 Ok(reply_json(id, &Rooms { rooms }))
+            }
+            Op::Invitations
+            | Op::DismissInvitation { .. }
+            | Op::Follow { .. }
+            | Op::Unfollow { .. }
+            | Op::Followed
+            | Op::MarkRead { .. } => self.social_op(&user, req).await,
+            Op::FileBegin { .. }
+            | Op::FileCommit { .. }
+            | Op::FileInfo { .. }
+            | Op::FileList { .. } => self.files_op(key, &user, req).await,
+            Op::ListCategories | Op::RoomRoles { .. } | Op::FindUsers { .. } => {
+                self.directory_op(&user, req).await
             }
             _ => self.dispatch_admin(key, &user, req).await,
         }
@@ -271,7 +292,12 @@ impl Hub {
         let skip = messages.len().saturating_sub(n as usize);
         messages.drain(..skip);
         let last_seq = hot.last_committed;
+        let entered = !hot.present.contains_key(&key);
         let first = hot.enter(key, user.id);
+        if entered {
+            // Under the room lock: a PART of this session cannot be recorded before it.
+            self.comply(EventKind::Join, room, user.id, "", None);
+        }
         if first && hot.users.len() <= self.config.participant_update_limit {
             self.push_to_room(
                 &hot,
@@ -286,6 +312,10 @@ impl Hub {
         drop(hot);
         drop(dir);
         self.session_rooms(key, room, true);
+        if let (Some(a), Some(b)) = (messages.first(), messages.last()) {
+            let viewed = crate::compliance::viewed_range(a.seq, b.seq);
+            self.comply(EventKind::Backchat, room, user.id, &viewed, None);
+        }
         Ok(Joined {
             room: info,
             messages,
@@ -309,6 +339,9 @@ impl Hub {
     pub(super) fn leave_room(&self, key: SessionKey, room: i64) {
         let live = self.room(room);
         let mut hot = live.hot();
+        if let Some(&user) = hot.present.get(&key) {
+            self.comply(EventKind::Part, room, user, "", None);
+        }
         if let Some(user) = hot.leave(key) {
             if hot.users.len() < self.config.participant_update_limit {
                 self.push_to_room(
@@ -372,6 +405,7 @@ impl Hub {
                 "server too busy; retry later",
             ));
         }
+        crate::compliance::refuse_if_backlogged(self)?;
         let live = self.room(room);
         let mut hot = live.hot();
         // A retry is acknowledged with the original's number and time.

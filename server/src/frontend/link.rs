@@ -4,7 +4,11 @@
 //! Frames from the chat server are routed to the sessions' bounded queues. A session whose
 //! queue is full is a slow consumer: it is kicked (`bye`, reason `slow_consumer`) rather
 //! than allowed to hold up anyone else. When the link drops, every session on it ends with
-//! reason `link_lost`; clients reconnect and sign in again.
+//! reason `link_lost`; clients reconnect and sign in again (and land on another chat
+//! server of the front end's list when this one stays down).
+//!
+//! The chat server answers `Hello` with `Welcome`, which carries the key that checks
+//! sign-in tokens: the link counts as up only after it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,20 +21,26 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use super::FrontEnd;
+use crate::auth::TokenKey;
 use crate::protocol::session::{codec, Frame, VERSION};
 
 /// Frames queued toward the chat server.
 const UPLINK_QUEUE: usize = 1 << 14;
 
-/// Keep a link to `addr` up until `shutdown`.
-pub async fn supervise(fe: Arc<FrontEnd>, addr: SocketAddr, shutdown: CancellationToken) {
+/// Keep the link `index` (to the chat server at `addr`) up until `shutdown`.
+pub async fn supervise(
+    fe: Arc<FrontEnd>,
+    index: usize,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) {
     let mut delay = Duration::from_millis(50);
     while !shutdown.is_cancelled() {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
                 delay = Duration::from_millis(50);
-                run(&fe, stream, &shutdown).await;
-                fe.link_lost();
+                run(&fe, index, stream, &shutdown).await;
+                fe.link_lost(index);
             }
             Err(e) => tracing::warn!(%addr, error = %e, "chat server unreachable; retrying"),
         }
@@ -42,7 +52,7 @@ pub async fn supervise(fe: Arc<FrontEnd>, addr: SocketAddr, shutdown: Cancellati
     }
 }
 
-async fn run(fe: &Arc<FrontEnd>, stream: TcpStream, shutdown: &CancellationToken) {
+async fn run(fe: &Arc<FrontEnd>, index: usize, stream: TcpStream, shutdown: &CancellationToken) {
     let _ = stream.set_nodelay(true);
     let (mut sink, mut source) = Framed::new(stream, codec()).split();
     let hello = Frame::Hello {
@@ -52,9 +62,19 @@ async fn run(fe: &Arc<FrontEnd>, stream: TcpStream, shutdown: &CancellationToken
     if sink.send(hello.to_bytes()).await.is_err() {
         return;
     }
+    match source.next().await {
+        Some(Ok(body)) => match Frame::decode(body.freeze()) {
+            Ok(Frame::Welcome { secret }) => fe.set_tokens(TokenKey::new(secret.to_vec())),
+            other => {
+                tracing::warn!(?other, "chat server did not answer Hello with Welcome");
+                return;
+            }
+        },
+        _ => return,
+    }
     let (tx, mut rx) = mpsc::channel::<Frame>(UPLINK_QUEUE);
-    fe.set_link(Some(tx));
-    tracing::info!("link to chat server up");
+    fe.set_link(index, Some(tx));
+    tracing::info!(link = index, "link to chat server up");
     let writer = async {
         while let Some(frame) = rx.recv().await {
             if sink.feed(frame.to_bytes()).await.is_err() {
@@ -86,6 +106,6 @@ async fn run(fe: &Arc<FrontEnd>, stream: TcpStream, shutdown: &CancellationToken
         _ = writer => {}
         _ = reader => {}
     }
-    fe.set_link(None);
-    tracing::warn!("link to chat server down");
+    fe.set_link(index, None);
+    tracing::warn!(link = index, "link to chat server down");
 }

@@ -10,7 +10,9 @@
 //! - Binary frames get `bad_request`. Messages above `max_message_bytes` close the
 //!   connection (code 1009).
 //! - A session whose outgoing queue fills (a client that does not read) is closed with
-//!   `bye` reason `slow_consumer` (code 1008).
+//!   `bye` reason `slow_consumer` (code 1008): the kick interrupts a write blocked on that
+//!   client, the `bye` gets one second, then the connection is dropped. Nobody else waits
+//!   for it: the room's other members keep receiving every message.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +21,8 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::SinkExt;
 
-use super::FrontEnd;
-use crate::auth::{unix_now, TokenError};
+use super::{FrontEnd, VerifyError};
+use crate::auth::TokenError;
 use crate::protocol::client::RequestHead;
 use crate::protocol::reply::{error_json, push_json};
 use crate::protocol::session::Frame;
@@ -148,9 +150,15 @@ async fn sign_in(fe: &FrontEnd, ws: &mut WebSocket) -> Option<(i64, Bytes)> {
             send_text(ws, error_json(Some(req.id), &err)).await;
             continue;
         };
-        match fe.tokens.verify(token, unix_now()) {
+        match fe.verify(token) {
             Ok(user) => return Some((user, Bytes::from(text.as_str().to_owned()))),
-            Err(e) => {
+            Err(VerifyError::NotReady) => {
+                let e = WireError::new(ErrorCode::Busy, "no chat server reachable; retry later");
+                send_text(ws, error_json(Some(req.id), &e)).await;
+                close(ws, 1013, "try again later").await;
+                return None;
+            }
+            Err(VerifyError::Token(e)) => {
                 let code = match e {
                     TokenError::Invalid => ErrorCode::InvalidToken,
                     TokenError::Expired => ErrorCode::TokenExpired,
@@ -173,7 +181,7 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
     let Some((user, sign_in_json)) = sign_in(&fe, &mut ws).await else {
         return;
     };
-    let Some(uplink) = fe.uplink() else {
+    let Some(registered) = fe.register(user, fe.config.session_queue) else {
         let e = WireError::new(ErrorCode::Busy, "no chat server reachable; retry later");
         send_text(
             &mut ws,
@@ -186,7 +194,12 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
         close(&mut ws, 1013, "try again later").await;
         return;
     };
-    let (session, mut rx, mut kick) = fe.register();
+    let super::Registered {
+        id: session,
+        uplink,
+        mut rx,
+        mut kick,
+    } = registered;
     let opened = uplink.send(Frame::Open { session, user }).await.is_ok()
         && uplink
             .send(Frame::Request {
@@ -210,7 +223,14 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
         tokio::select! {
             biased;
             out = rx.recv() => match out {
-                Some(text) => if !send_batch(&mut ws, text, &mut rx).await { break; },
+                // A write blocked on a client that does not read must not outlive the
+                // session: a kick (slow consumer, shutdown) interrupts it.
+                Some(text) => tokio::select! {
+                    sent = send_batch(&mut ws, text, &mut rx) => if !sent { break; },
+                    why = &mut kick => {
+                        reason = Some(why.unwrap_or_else(|_| "shutdown".into()));
+                    }
+                },
                 None => break,
             },
             incoming = ws.recv() => {
@@ -256,13 +276,23 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
     // Waits for room in the queue: a lost Close would leave the session open upstream.
     let _ = uplink.send(Frame::Close { session }).await;
     if let Some(why) = reason {
-        let _ = send_text(
-            &mut ws,
-            push_json(&Push::Bye {
-                reason: why.clone(),
-            }),
-        )
-        .await;
-        close(&mut ws, close_code(&why), &why).await;
+        // A slow consumer gets a short chance to read its `bye`: it may be reading slowly,
+        // or not at all (then the connection is simply dropped).
+        let grace = if why == "slow_consumer" {
+            Duration::from_secs(1)
+        } else {
+            SEND_TIMEOUT
+        };
+        let farewell = async {
+            send_text(
+                &mut ws,
+                push_json(&Push::Bye {
+                    reason: why.clone(),
+                }),
+            )
+            .await;
+            close(&mut ws, close_code(&why), &why).await;
+        };
+        let _ = tokio::time::timeout(grace, farewell).await;
     }
 }

@@ -4,6 +4,7 @@
 //! snake_case; times are microseconds since the Unix epoch (`*_us`).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// One request as sent by a client: its id and the operation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -16,7 +17,7 @@ pub struct Request {
 }
 
 /// Room type: in an auditorium only presenters post.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomKind {
     /// Every member may post.
@@ -27,7 +28,7 @@ pub enum RoomKind {
 }
 
 /// Who finds and who joins a room.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Privacy {
     /// Anyone allowed by the category finds and joins it.
@@ -40,7 +41,9 @@ pub enum Privacy {
 }
 
 /// A role a user holds in a room.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RoleName {
     /// Joins, reads and (outside auditoriums) posts.
@@ -314,6 +317,80 @@ pub enum Op {
         /// Replacement text; absent removes the text.
         replacement: Option<String>,
     },
+    /// The signed-in user's pending invitations (fetched after sign-in).
+    Invitations,
+    /// Dismiss the invitation to a room.
+    DismissInvitation {
+        /// Room id.
+        room: i64,
+    },
+    /// Follow a room: its unread count without joining it.
+    Follow {
+        /// Room id.
+        room: i64,
+    },
+    /// Stop following a room.
+    Unfollow {
+        /// Room id.
+        room: i64,
+    },
+    /// The followed rooms with their unread counts.
+    Followed,
+    /// Mark a followed room read up to a sequence number.
+    MarkRead {
+        /// Room id.
+        room: i64,
+        /// Read up to here (clamped to the room's last seq; the mark never moves back).
+        seq: i64,
+    },
+    /// Start an upload to a room (file web service sessions only): checks the rights and
+    /// the category's file switch, hands out a file id (docs/FILES.md).
+    FileBegin {
+        /// Room id.
+        room: i64,
+    },
+    /// Record an uploaded file and announce it in the room (file web service sessions only).
+    FileCommit {
+        /// Room id.
+        room: i64,
+        /// The stored name: the id from `file_begin` and the name's extension.
+        file: String,
+        /// The uploader's file name (metadata only).
+        name: String,
+        /// Size in bytes.
+        size: u64,
+        /// SHA-256 of the bytes, lowercase hex.
+        sha256: String,
+    },
+    /// A file's metadata, to download it (file web service sessions only; recorded as a
+    /// download).
+    FileInfo {
+        /// Room id.
+        room: i64,
+        /// The stored name.
+        file: String,
+    },
+    /// The files of a room, newest first.
+    FileList {
+        /// Room id.
+        room: i64,
+        /// At most this many (default 100, max 1000).
+        limit: Option<u32>,
+    },
+    /// The categories the user may see, and whether the user may create rooms in each.
+    ListCategories,
+    /// A room's members, managers and presenters (readers, managers, administrators).
+    RoomRoles {
+        /// Room id.
+        room: i64,
+    },
+    /// Users whose name contains `query` (case-insensitive), exact matches first.
+    FindUsers {
+        /// Part of a sign-in name.
+        query: String,
+        /// At most this many (default 20, max 100).
+        limit: Option<u32>,
+    },
 }
 
 impl Op {
@@ -341,6 +418,19 @@ impl Op {
             Op::DeleteRoom { .. } => "delete_room",
             Op::ClearHistory { .. } => "clear_history",
             Op::RemoveMessage { .. } => "remove_message",
+            Op::Invitations => "invitations",
+            Op::DismissInvitation { .. } => "dismiss_invitation",
+            Op::Follow { .. } => "follow",
+            Op::Unfollow { .. } => "unfollow",
+            Op::Followed => "followed",
+            Op::MarkRead { .. } => "mark_read",
+            Op::FileBegin { .. } => "file_begin",
+            Op::FileCommit { .. } => "file_commit",
+            Op::FileInfo { .. } => "file_info",
+            Op::FileList { .. } => "file_list",
+            Op::ListCategories => "list_categories",
+            Op::RoomRoles { .. } => "room_roles",
+            Op::FindUsers { .. } => "find_users",
         }
     }
 }
@@ -379,6 +469,19 @@ pub const KNOWN_TYPES: &[&str] = &[
     "delete_room",
     "clear_history",
     "remove_message",
+    "invitations",
+    "dismiss_invitation",
+    "follow",
+    "unfollow",
+    "followed",
+    "mark_read",
+    "file_begin",
+    "file_commit",
+    "file_info",
+    "file_list",
+    "list_categories",
+    "room_roles",
+    "find_users",
 ];
 
 /// The error reply for a request that does not parse, and the request id if one can be
@@ -424,7 +527,17 @@ mod tests {
 
     #[test]
     fn known_types_cover_every_op_name() {
-        let ops = [Op::Ping, Op::Part { room: 1 }, Op::DeleteRoom { room: 1 }];
+        let ops = [
+            Op::Ping,
+            Op::Part { room: 1 },
+            Op::DeleteRoom { room: 1 },
+            Op::Invitations,
+            Op::DismissInvitation { room: 1 },
+            Op::Follow { room: 1 },
+            Op::Unfollow { room: 1 },
+            Op::Followed,
+            Op::MarkRead { room: 1, seq: 1 },
+        ];
         for op in ops {
             assert!(KNOWN_TYPES.contains(&op.name()));
         }

@@ -2,6 +2,7 @@
 //!
 //! - [`client`]: what a client sends over its WebSocket (one JSON object per text frame).
 //! - [`reply`]: what the server sends back: replies, typed errors and pushes.
+//! - [`files`]: file names and metadata of the file operations (docs/FILES.md).
 //! - [`session`]: the compact binary frames that multiplex many user sessions over one
 //!   front end ↔ chat server connection (port 5041).
 //!
@@ -9,6 +10,7 @@
 //! `docs/PROTOCOL.md` documents every message for client authors.
 
 pub mod client;
+pub mod files;
 pub mod reply;
 pub mod session;
 

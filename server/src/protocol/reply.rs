@@ -3,9 +3,10 @@
 //! Every object has a `type`: `reply` (success, with `id` and `result`), `error` (with `id`
 //! when the request's id could be read, a stable `code` and a human `message`), or one of
 //! the push types (`chat`, `message_changed`, `room_changed`, `room_closed`, `roster`,
-//! `busy`, `bye`).
+//! `busy`, `bye`, `invitation`, …).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::client::{PresenceState, Privacy, RoleName, RoomKind};
 
@@ -33,6 +34,8 @@ pub enum ErrorCode {
     UserNotFound,
     /// No such message.
     MessageNotFound,
+    /// No such file in the room.
+    FileNotFound,
     /// The user lacks the right for this operation.
     Forbidden,
     /// The operation needs the room to be joined first.
@@ -67,6 +70,7 @@ impl ErrorCode {
             ErrorCode::CategoryNotFound => "category_not_found",
             ErrorCode::UserNotFound => "user_not_found",
             ErrorCode::MessageNotFound => "message_not_found",
+            ErrorCode::FileNotFound => "file_not_found",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotJoined => "not_joined",
             ErrorCode::RoomDisabled => "room_disabled",
@@ -101,7 +105,7 @@ impl WireError {
 }
 
 /// A user as other users see them.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct UserInfo {
     /// User id.
     pub id: i64,
@@ -113,7 +117,7 @@ pub struct UserInfo {
 }
 
 /// A room's settings, and the asking user's roles in it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RoomInfo {
     /// Room id.
     pub id: i64,
@@ -219,6 +223,8 @@ pub enum Push {
         /// Why: `shutdown`, `slow_consumer`, `link_lost`.
         reason: String,
     },
+    /// The user was added as member of a room with invitations on.
+    Invitation(Invitation),
 }
 
 /// What a successful `sign_in` returns.
@@ -290,7 +296,7 @@ pub struct Participants {
 }
 
 /// Rooms returned by `list_rooms`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Rooms {
     /// The rooms.
     pub rooms: Vec<RoomInfo>,
@@ -331,6 +337,48 @@ pub struct Pong {
 pub struct Changed {
     /// How many rows or items changed.
     pub changed: u64,
+}
+
+/// An invitation to a room: an entry of `invitations`, and the `invitation` push.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Invitation {
+    /// Room id.
+    pub room: i64,
+    /// The room's name.
+    pub name: String,
+    /// Who added the user to the room.
+    pub inviter: i64,
+    /// When (µs since the epoch).
+    pub at_us: i64,
+}
+
+/// What `invitations` returns: the pending invitations, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Invitations {
+    /// The invitations.
+    pub invitations: Vec<Invitation>,
+}
+
+/// A followed room and its unread count (`follow`, `mark_read`, entries of `followed`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FollowedRoom {
+    /// Room id.
+    pub room: i64,
+    /// The room's name.
+    pub name: String,
+    /// The room's last sequence number.
+    pub last_seq: i64,
+    /// The last sequence number the user has read.
+    pub last_read_seq: i64,
+    /// Messages after `last_read_seq`: `last_seq - last_read_seq`.
+    pub unread: i64,
+}
+
+/// What `followed` returns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Followed {
+    /// The followed rooms the user may still read, by room id.
+    pub followed: Vec<FollowedRoom>,
 }
 
 /// Any message a client receives, as clients that parse everything (the load generator,
@@ -430,4 +478,60 @@ pub fn error_json(id: Option<u64>, err: &WireError) -> String {
 /// Serialise a push.
 pub fn push_json(push: &Push) -> String {
     serde_json::to_string(push).unwrap_or_default()
+}
+
+/// A category as `list_categories` shows it. The three lists are present for
+/// administrators only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct CategoryInfo {
+    /// Category id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Every user is allowed in its rooms (AllowedMembers = everyone).
+    pub allow_everyone: bool,
+    /// Invitations switch.
+    pub invitations: bool,
+    /// File upload switch.
+    pub file_upload: bool,
+    /// Chat history switch (false: messages are delivered but not stored).
+    pub history: bool,
+    /// The asking user may create rooms in it.
+    pub may_create: bool,
+    /// AllowedMembers besides everyone (administrators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<i64>>,
+    /// DeniedMembers, the ethical wall (administrators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied: Option<Vec<i64>>,
+    /// Creators (administrators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creators: Option<Vec<i64>>,
+}
+
+/// What `list_categories` returns, by id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Categories {
+    /// The categories the asking user may see.
+    pub categories: Vec<CategoryInfo>,
+}
+
+/// What `room_roles` returns: who holds each role in a room, by user id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct RoomRoles {
+    /// Room id.
+    pub room: i64,
+    /// Members.
+    pub members: Vec<UserInfo>,
+    /// Managers.
+    pub managers: Vec<UserInfo>,
+    /// Presenters.
+    pub presenters: Vec<UserInfo>,
+}
+
+/// What `find_users` returns: exact name matches first, then by id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Users {
+    /// The users found.
+    pub users: Vec<UserInfo>,
 }

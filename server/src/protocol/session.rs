@@ -12,8 +12,15 @@
 //! | 5 `Send` | chat → FE | u64 session, one JSON text frame for that session |
 //! | 6 `Fanout` | chat → FE | u32 n, n × u64 sessions, one JSON text frame for all of them |
 //! | 7 `Kick` | chat → FE | u64 session, UTF-8 reason: the chat server ended the session |
+//! | 8 `Welcome` | chat → FE | the pool's token key (answer to `Hello`) |
+//! | 9 `Service` | FE → chat | u64 session, i64 user id: a session already signed in, for one web-service call |
 //!
-//! The front end authenticates the user before `Open`; the chat server trusts the link.
+//! The front end authenticates the user before `Open`; the chat server trusts the link,
+//! and hands the front end the key that checks tokens in `Welcome` (front ends hold no
+//! secret of their own and need no database). A `Service` session is how the web services
+//! (room management, files) run an operation as a user with the same rights as the chat
+//! protocol: it is signed in from the start, never changes the user's presence, and is
+//! closed with `Close` once the reply has arrived.
 //! A push to many sessions of one front end crosses the link once (`Fanout`) and is
 //! serialised once. All integers are big-endian.
 
@@ -74,6 +81,18 @@ pub enum Frame {
         session: u64,
         /// Why.
         reason: String,
+    },
+    /// The chat server accepted a link: the key that checks sign-in tokens.
+    Welcome {
+        /// The token key's bytes.
+        secret: Bytes,
+    },
+    /// A session for one web-service call, signed in as `user` from the start.
+    Service {
+        /// Session id, unique on the link.
+        session: u64,
+        /// The authenticated user.
+        user: i64,
     },
 }
 
@@ -138,6 +157,15 @@ impl Frame {
                 out.put_u8(7);
                 out.put_u64(*session);
                 out.put_slice(reason.as_bytes());
+            }
+            Frame::Welcome { secret } => {
+                out.put_u8(8);
+                out.put_slice(secret);
+            }
+            Frame::Service { session, user } => {
+                out.put_u8(9);
+                out.put_u64(*session);
+                out.put_i64(*user);
             }
         }
     }
@@ -217,6 +245,14 @@ impl Frame {
                     reason: text(body)?,
                 }
             }
+            8 => Frame::Welcome { secret: body },
+            9 => {
+                need(&body, 16)?;
+                Frame::Service {
+                    session: body.get_u64(),
+                    user: body.get_i64(),
+                }
+            }
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
@@ -260,6 +296,13 @@ mod tests {
             Frame::Kick {
                 session: 4,
                 reason: "slow_consumer".into(),
+            },
+            Frame::Welcome {
+                secret: Bytes::from_static(b"k3y"),
+            },
+            Frame::Service {
+                session: 5,
+                user: 77,
             },
         ];
         for f in frames {

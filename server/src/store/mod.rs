@@ -8,11 +8,15 @@
 //!
 //! Submodules: [`directory`] (users, categories, rooms, roles, provisioning),
 //! [`messages`] (history, search, admin edits), [`commit`] (the group committer that turns
-//! many posts into one transaction).
+//! many posts into one transaction), [`compliance`] (compliance events and export batches),
+//! [`social`] (invitations and followed rooms), [`files`] (files posted to rooms).
 
 pub mod commit;
+pub mod compliance;
 pub mod directory;
+pub mod files;
 pub mod messages;
+pub mod social;
 
 use std::path::Path;
 use std::str::FromStr;

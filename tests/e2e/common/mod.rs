@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod procs;
+
 use std::time::Duration;
 
 use chatcap::client::{Client, ClientError};
@@ -113,20 +115,27 @@ impl TestServer {
             .create_user(name, admin)
             .await
             .expect("create user");
-        self.running.hub.dir_mut().users.insert(
-            id,
-            chatcap_server::model::User {
+        self.running
+            .hub()
+            .expect("a chat server")
+            .dir_mut()
+            .users
+            .insert(
                 id,
-                name: name.to_string(),
-                admin,
-            },
-        );
+                chatcap_server::model::User {
+                    id,
+                    name: name.to_string(),
+                    admin,
+                },
+            );
         id
     }
 
     /// A token for `user`.
     pub fn token(&self, user: i64) -> String {
-        self.running.token(user, Duration::from_secs(3600))
+        self.running
+            .token(user, Duration::from_secs(3600))
+            .expect("a chat server holds the key")
     }
 
     /// A connected, signed-in client for `user`.

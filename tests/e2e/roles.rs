@@ -1,0 +1,301 @@
+//! The front end as its own role: a chat server process and front-end processes started
+//! separately from the real binary. Users connected through different front ends chat
+//! with each other; front ends share a port; a front end survives its chat server going
+//! away and coming back; a user whose chat server is down lands on another; a full front
+//! end refuses new connections with "server too busy".
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chatcap::client::Client;
+use chatcap_server::protocol::reply::ServerMsg;
+use chatcap_server::protocol::{ErrorCode, Op, Privacy, Push, RoleName, RoomKind};
+
+use crate::common::procs::{any_port, http_get, signed_in, Data};
+use crate::common::{
+    backends, category, free_port, full_history, join, open_category, post, room, set_role,
+    wait_push, Backend, TestServer,
+};
+
+/// Admin, alice and bob, and a closed room (alice and bob members) made by the admin.
+struct People {
+    admin: String,
+    alice: (i64, String),
+    bob: (i64, String),
+}
+
+fn people(data: &Data) -> People {
+    People {
+        admin: data.user_add("admin@chatcap.test", true).1,
+        alice: data.user_add("alice@chatcap.test", false),
+        bob: data.user_add("bob@chatcap.test", false),
+    }
+}
+
+async fn closed_room(url: &str, p: &People, name: &str) -> i64 {
+    let mut admin = signed_in(url, &p.admin).await;
+    let cat = category(&mut admin, open_category(&format!("cat-{name}"))).await;
+    let id = room(&mut admin, cat, name, Privacy::Closed, RoomKind::Normal).await;
+    for user in [p.alice.0, p.bob.0] {
+        set_role(&mut admin, id, user, RoleName::Member, true).await;
+    }
+    id
+}
+
+/// The next message pushed for `room`'s chat.
+async fn next_message_text(c: &mut Client, room_id: i64) -> String {
+    match wait_push(c, |p| matches!(p, Push::Chat(m) if m.room == room_id)).await {
+        Push::Chat(m) => m.text,
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn users_on_two_front_ends_of_one_chat_server_chat_with_each_other() {
+    for backend in backends() {
+        let data = Data::new(backend).await;
+        let p = people(&data);
+        let chat = data.chat_server("chat", any_port()).await;
+        let link = chat.chat_addr().expect("chat link");
+        let fe_a = data.front_end("fe-a", any_port(), &[link]).await;
+        let fe_b = data.front_end("fe-b", any_port(), &[link]).await;
+        assert_eq!(chat.ready.role, "chat");
+        assert_eq!(fe_a.ready.role, "frontend");
+        assert_ne!(fe_a.ready.http, fe_b.ready.http);
+
+        let id = closed_room(&fe_a.ws_url(), &p, "two-fronts").await;
+        let mut alice = signed_in(&fe_a.ws_url(), &p.alice.1).await;
+        let mut bob = signed_in(&fe_b.ws_url(), &p.bob.1).await;
+        join(&mut alice, id).await;
+        join(&mut bob, id).await;
+
+        post(&mut alice, id, "hello from front end A", "a1").await;
+        assert_eq!(
+            next_message_text(&mut bob, id).await,
+            "hello from front end A"
+        );
+        post(&mut bob, id, "hello back from B", "b1").await;
+        assert_eq!(next_message_text(&mut alice, id).await, "hello back from B");
+
+        let texts: Vec<String> = full_history(&mut bob, id)
+            .await
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["hello from front end A", "hello back from B"]);
+
+        // Every process serves health and Prometheus metrics.
+        let (status, body) = http_get(chat.ready.http, "/healthz").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains("role=chat") && body.contains("links=2"),
+            "{body}"
+        );
+        let (status, body) = http_get(chat.ready.http, "/metrics").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("chatcap_sessions"), "chat metrics: {body}");
+        for fe in [&fe_a, &fe_b] {
+            let (status, body) = http_get(fe.ready.http, "/healthz").await;
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains("links=1/1"), "{body}");
+            let (status, body) = http_get(fe.ready.http, "/metrics").await;
+            assert_eq!(status, 200);
+            assert!(body.contains("chatcap_frontend_sessions"), "{body}");
+        }
+        for process in [fe_a, fe_b, chat] {
+            let status = process.terminate(Duration::from_secs(20)).await;
+            assert!(status.is_some_and(|s| s.success()), "clean exit on SIGTERM");
+        }
+    }
+}
+
+#[tokio::test]
+async fn front_ends_share_one_port_and_either_serves_any_user() {
+    let data = Data::new(Backend::Sqlite).await;
+    let p = people(&data);
+    let chat = data.chat_server("chat", any_port()).await;
+    let link = chat.chat_addr().expect("chat link");
+    let port: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let fe_a = data.front_end("fe-a", port, &[link]).await;
+    let fe_b = data.front_end("fe-b", port, &[link]).await;
+    assert_eq!(fe_a.ready.http, port);
+    assert_eq!(fe_b.ready.http, port, "SO_REUSEPORT: both bound the port");
+
+    let url = format!("ws://{port}/ws");
+    let id = closed_room(&url, &p, "shared-port").await;
+    let before = [open_files(fe_a.pid), open_files(fe_b.pid)];
+    let mut clients = Vec::new();
+    for i in 0..20 {
+        let token = if i % 2 == 0 { &p.alice.1 } else { &p.bob.1 };
+        let mut c = signed_in(&url, token).await;
+        join(&mut c, id).await;
+        clients.push(c);
+    }
+    // The kernel spread the connections: both front ends hold some (20 connections all
+    // on one of two listeners happens once in 2^19).
+    let after = [open_files(fe_a.pid), open_files(fe_b.pid)];
+    assert!(
+        after[0] > before[0] && after[1] > before[1],
+        "open files before {before:?}, after {after:?}"
+    );
+    let (_, health) = http_get(chat.ready.http, "/healthz").await;
+    assert!(health.contains("links=2"), "{health}");
+
+    // One front end goes away; the port keeps serving through the other.
+    fe_a.kill().await;
+    let mut late = signed_in(&url, &p.alice.1).await;
+    join(&mut late, id).await;
+    post(&mut late, id, "still here", "late-1").await;
+    let texts: Vec<String> = full_history(&mut late, id)
+        .await
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["still here"]);
+    drop(clients);
+    fe_b.kill().await;
+    chat.kill().await;
+}
+
+/// Descriptors a process holds now.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_front_end_survives_its_chat_server_restarting() {
+    for backend in backends() {
+        let data = Data::new(backend).await;
+        let p = people(&data);
+        let link: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let chat = data.chat_server("chat-1", link).await;
+        let fe = data.front_end("fe", any_port(), &[link]).await;
+        let id = closed_room(&fe.ws_url(), &p, "restart").await;
+        let mut alice = signed_in(&fe.ws_url(), &p.alice.1).await;
+        join(&mut alice, id).await;
+        post(&mut alice, id, "before", "r1").await;
+
+        chat.kill().await;
+        // The session ends with link_lost (close code 1012: reconnect).
+        let bye = loop {
+            match alice.recv().await {
+                Ok(ServerMsg::Push(Push::Bye { reason })) => break reason,
+                Ok(_) => continue,
+                Err(e) => panic!("no bye before the close: {e}"),
+            }
+        };
+        assert_eq!(bye, "link_lost");
+        let (status, _) = http_get(fe.ready.http, "/healthz").await;
+        assert_eq!(status, 503, "no chat server linked");
+        // Sign-in is refused as busy meanwhile, not left hanging.
+        let mut early = Client::connect(&fe.ws_url()).await.expect("connect");
+        early.timeout = Duration::from_secs(10);
+        let refused = early
+            .call(Op::SignIn {
+                token: p.alice.1.clone(),
+            })
+            .await
+            .expect("a reply");
+        assert_eq!(refused.err().map(|e| e.code), Some(ErrorCode::Busy));
+
+        let chat = data.chat_server("chat-2", link).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while http_get(fe.ready.http, "/healthz").await.0 != 200 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "front end relinked in time"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut alice = signed_in(&fe.ws_url(), &p.alice.1).await;
+        join(&mut alice, id).await;
+        post(&mut alice, id, "after", "r2").await;
+        let texts: Vec<String> = full_history(&mut alice, id)
+            .await
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["before", "after"]);
+        fe.kill().await;
+        chat.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn users_whose_chat_server_is_down_land_on_another() {
+    let data = Data::new(Backend::Sqlite).await;
+    let p = people(&data);
+    let chat = data.chat_server("chat", any_port()).await;
+    let up = chat.chat_addr().expect("chat link");
+    // A second configured chat server that is not running: its users fail over.
+    let down: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let fe = data.front_end("fe", any_port(), &[up, down]).await;
+    let (status, body) = http_get(fe.ready.http, "/healthz").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("links=1/2"), "{body}");
+    let id = closed_room(&fe.ws_url(), &p, "failover").await;
+    // Alice and bob have consecutive ids: one of them is homed on the missing server.
+    let mut alice = signed_in(&fe.ws_url(), &p.alice.1).await;
+    let mut bob = signed_in(&fe.ws_url(), &p.bob.1).await;
+    join(&mut alice, id).await;
+    join(&mut bob, id).await;
+    post(&mut alice, id, "routed around", "f1").await;
+    assert_eq!(next_message_text(&mut bob, id).await, "routed around");
+    fe.kill().await;
+    chat.kill().await;
+}
+
+#[tokio::test]
+async fn a_full_front_end_refuses_new_connections_as_too_busy() {
+    let srv = TestServer::start_with(Backend::Sqlite, |cfg| {
+        cfg.front.max_connections = 2;
+    })
+    .await;
+    let admin = srv.user("admin@chatcap.test", true).await;
+    let first = srv.client(admin).await;
+    let second = srv.client(admin).await;
+    let (status, body) = http_get_upgrade(srv.running.http_addr).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("server too busy"), "{body}");
+    // A connection that ends makes room for a new one.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut c) = Client::connect(&srv.url()).await {
+            c.timeout = Duration::from_secs(10);
+            let token = srv.token(admin);
+            if c.call(Op::SignIn { token }).await.is_ok_and(|r| r.is_ok()) {
+                break;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "room made in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(second);
+    srv.stop().await;
+}
+
+/// A WebSocket upgrade request by hand: (status, body).
+async fn http_get_upgrade(addr: SocketAddr) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut resp = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut resp))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&resp[..n]).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
