@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// Seconds between compliance export runs (default 900).
     #[arg(long, value_name = "SECS")]
     pub compliance_interval: Option<u64>,
+    /// Front end: the file store, a folder shared by every front end of the pool
+    /// (default <data-dir>/files; docs/FILES.md).
+    #[arg(long, value_name = "DIR")]
+    pub file_store: Option<PathBuf>,
 }
 
 /// The `--role` values.
@@ -246,6 +250,9 @@ pub fn serve_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     }
     if let Some(v) = args.compliance_interval {
         cfg.compliance.run_interval_secs = v;
+    }
+    if let Some(v) = &args.file_store {
+        cfg.file_store = Some(v.clone());
     }
     cfg.validate().map_err(UsageError)?;
     Ok(cfg)

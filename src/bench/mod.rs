@@ -16,7 +16,10 @@
 //! - [`report`]: the figures, as a table and as JSON.
 //!
 //! Every load loop is bounded in count and in time, and talks to loopback only.
+//!
+//! `chatcap bench frontend` ([`frontend`]) measures the front end alone, as its own process.
 
+pub mod frontend;
 pub mod memory;
 pub mod posts;
 pub mod report;
@@ -36,6 +39,9 @@ use report::{BackendReport, BenchReport};
 pub enum BenchCommand {
     /// Measure one chat server: acked posts/s, post→ack latency, memory per idle session.
     Server(ServerBenchArgs),
+    /// Measure the front end as its own process: memory per idle WebSocket connection,
+    /// CPU per 1,000 forwarded messages.
+    Frontend(frontend::FrontendBenchArgs),
 }
 
 /// Which database(s) to measure.
@@ -193,6 +199,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Frontend(args) => frontend::run(args).await,
     }
 }
 

@@ -113,7 +113,8 @@ pub struct Machine {
 }
 
 impl Machine {
-    fn detect() -> Self {
+    /// The machine this process runs on.
+    pub fn detect() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()

@@ -139,9 +139,7 @@ pub async fn run(
         );
     }
     let mut probes = vec![ProcessProbe::new("generator", std::process::id(), None)];
-    if let Some(pid) = target.pid() {
-        probes.push(ProcessProbe::new("server", pid, target.data_dir.clone()));
-    }
+    probes.extend(server_probes(&target));
     let shared = Arc::new(Shared::new(plan.clone(), target.endpoints(), SOURCE_SPREAD));
     let collector =
         Collector::new(Some(&out.join("histograms.hlog"))).map_err(|source| RunError::Write {
@@ -241,9 +239,23 @@ async fn run_shard(
     finish(&plan, &opts, &out, outcome, None, started_unix, fd_limit)
 }
 
+/// A probe per server process we started; the database folder is measured with `server`.
+pub(super) fn server_probes(target: &Target) -> Vec<ProcessProbe> {
+    target
+        .pids()
+        .into_iter()
+        .map(|(name, pid)| {
+            let db = (name == "server")
+                .then(|| target.data_dir.clone())
+                .flatten();
+            ProcessProbe::new(&name, pid, db)
+        })
+        .collect()
+}
+
 async fn ready_target(plan: &RunPlan, opts: &RunOptions, out: &Path) -> Result<Target, RunError> {
     match &plan.target {
-        PlanTarget::Embedded => {
+        PlanTarget::Embedded { .. } => {
             let bar = if opts.quiet {
                 ProgressBar::hidden()
             } else {

@@ -4,8 +4,9 @@
 //! # Layout
 //! - this file: the shared state of a run and the controller loop (phases → number of
 //!   connected virtual users, once-a-second collection, progress, Ctrl-C).
-//! - [`target`]: starting the embedded single box (a child `chatcap serve` process on a
-//!   provisioned SQLite database) or attaching to running addresses.
+//! - [`target`]: provisioning the embedded target (a SQLite database) or attaching to
+//!   running addresses; [`processes`] starts the embedded server processes (a single box,
+//!   or a chat server with front ends sharing one port).
 //! - [`vu`]: one virtual user endpoint (its WebSocket, schedule, replies and pushes);
 //!   `connect` opens its connection (handshake, sign-in, batch join).
 //! - [`track`]: per-connection sequence tracking (lost / duplicated / out of order).
@@ -18,6 +19,7 @@ pub mod cmd;
 mod connect;
 pub mod execute;
 pub mod net;
+pub mod processes;
 pub mod reconcile;
 pub mod shard;
 pub mod spawn;

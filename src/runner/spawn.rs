@@ -14,7 +14,6 @@ use super::execute::{RunError, RunOptions};
 use super::shard::{self, merge, merged_collector, POPULATION};
 use super::target::Target;
 use super::{Ending, Outcome};
-use crate::metrics::resources::ProcessProbe;
 use crate::scenario::plan::RunPlan;
 
 /// Time the children get to start before the load begins.
@@ -71,11 +70,7 @@ pub async fn run_local_shards(
         children.push(child);
         dirs.push(dir);
     }
-    let mut probes: Vec<ProcessProbe> = target
-        .pid()
-        .map(|pid| ProcessProbe::new("server", pid, target.data_dir.clone()))
-        .into_iter()
-        .collect();
+    let mut probes = super::execute::server_probes(target);
     shard::sleep_until_unix_ms(start_at).await;
     let start = Instant::now();
     let mut resources = Vec::new();

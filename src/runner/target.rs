@@ -1,11 +1,11 @@
-//! The system under test: the embedded single box (provisioned, then started as a child
-//! `chatcap serve` process so that its CPU and memory are measured apart from the
-//! generator's), or a running server given by address.
+//! The system under test: the embedded target (provisioned, then started as child
+//! `chatcap serve` processes — a single box, or a chat server and front ends — so that
+//! their CPU and memory are measured apart from the generator's), or a running server
+//! given by address.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +16,9 @@ use chatcap_server::provision::{self, PopulationPlan, PopulationSpec};
 use chatcap_server::store::{Schema, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::processes::{Launch, ServerProcesses};
 use super::{SimRoom, SimUser};
-use crate::scenario::plan::{Population, RunPlan};
+use crate::scenario::plan::{Population, RunPlan, Target as PlanTarget};
 
 /// Why the target could not be made ready.
 #[derive(Debug, thiserror::Error)]
@@ -33,11 +34,11 @@ pub enum TargetError {
         /// Why.
         source: std::io::Error,
     },
-    /// The server did not become ready.
-    #[error("the server at {addr} did not become ready within {secs} s (see {log})")]
+    /// A server process did not become ready.
+    #[error("the {name} process did not become ready within {secs} s (see {log})")]
     NotReady {
-        /// Its address.
-        addr: SocketAddr,
+        /// Which process.
+        name: String,
         /// How long we waited.
         secs: u64,
         /// Its log file.
@@ -68,8 +69,8 @@ pub struct Target {
     pub users: Arc<Vec<Arc<SimUser>>>,
     /// An administrator's token (for reconciliation reads).
     pub admin_token: Option<String>,
-    /// The server process, when we started it.
-    pub child: Option<Child>,
+    /// The server processes, when we started them.
+    pub servers: ServerProcesses,
     /// Its data folder, when we made it.
     pub data_dir: Option<PathBuf>,
     /// The provisioning summary (embedded target).
@@ -146,76 +147,40 @@ pub async fn embedded(
     let users = sim_users(&done, &pop, &key, expires);
     let admin_token = done.admin_ids.first().map(|id| key.issue(*id, expires));
 
-    let http = SocketAddr::from((
-        [127, 0, 0, 1],
-        free_port().map_err(|source| TargetError::Io {
+    let port = || -> Result<SocketAddr, TargetError> {
+        let p = free_port().map_err(|source| TargetError::Io {
             what: "finding a free port".into(),
-            source,
-        })?,
-    ));
-    let chat = SocketAddr::from((
-        [127, 0, 0, 1],
-        free_port().map_err(|source| TargetError::Io {
-            what: "finding a free port".into(),
-            source,
-        })?,
-    ));
-    let log_path = log_dir.join("server.log");
-    let log = std::fs::File::create(&log_path).map_err(|source| TargetError::Io {
-        what: format!("creating {}", log_path.display()),
-        source,
-    })?;
-    let log2 = log.try_clone().map_err(|source| TargetError::Io {
-        what: "server log".into(),
-        source,
-    })?;
-    let mut cmd = Command::new(binary);
-    if let Some(cfg) = server_config {
-        cmd.args(["serve", "--config"]).arg(cfg).arg("--data-dir");
-    } else {
-        cmd.args(["serve", "--data-dir"]);
-    }
-    let child = cmd
-        .arg(dir)
-        .args([
-            "--listen",
-            &http.to_string(),
-            "--chat-listen",
-            &chat.to_string(),
-            "--history",
-        ])
-        .arg(plan.history_on_join.max(1).to_string())
-        .env(
-            "RUST_LOG",
-            std::env::var("CHATCAP_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
-        .map_err(|source| TargetError::Spawn {
-            binary: binary.display().to_string(),
             source,
         })?;
-    let mut target = Target {
+        Ok(SocketAddr::from(([127, 0, 0, 1], p)))
+    };
+    let http = port()?;
+    let front_ends = match plan.target {
+        PlanTarget::Embedded { front_ends } => front_ends,
+        _ => 0,
+    };
+    let launch = Launch {
+        binary,
+        config: server_config,
+        data_dir: dir,
+        log_dir,
+        history: plan.history_on_join,
+        http,
+        chat: port()?,
+        chat_http: port()?,
+        front_ends,
+    };
+    let servers = ServerProcesses::start(&launch).await?;
+    Ok(Target {
         addr: http,
         url: format!("ws://{http}/ws"),
         more: Vec::new(),
         users: Arc::new(users),
         admin_token,
-        child: Some(child),
+        servers,
         data_dir: Some(dir.to_path_buf()),
         provisioned: Some(done.summary),
-    };
-    if !wait_ready(http, Duration::from_secs(60)).await {
-        target.stop().await;
-        return Err(TargetError::NotReady {
-            addr: http,
-            secs: 60,
-            log: log_path.display().to_string(),
-        });
-    }
-    Ok(target)
+    })
 }
 
 /// Simulated users from a provisioned population.
@@ -350,7 +315,7 @@ pub fn addresses(urls: &[String], tokens: &Path) -> Result<Target, TargetError> 
         more: endpoints.into_iter().skip(1).collect(),
         users: Arc::new(users.into_iter().map(Arc::new).collect()),
         admin_token,
-        child: None,
+        servers: ServerProcesses::default(),
         data_dir: None,
         provisioned: None,
     })
@@ -364,27 +329,14 @@ impl Target {
             .collect()
     }
 
-    /// The server's process id, when we started it.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+    /// (name, pid) of the server processes we started: `server` first, then
+    /// `frontend-N`.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.servers.pids()
     }
 
-    /// Stop the server we started: SIGTERM, then SIGKILL after 20 s.
+    /// Stop the server processes we started.
     pub async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while tokio::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        self.servers.stop().await;
     }
 }

@@ -9,9 +9,13 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Target {
-    /// Start a single box in this process (SQLite in a temporary folder) and provision the
-    /// population into it.
-    Embedded,
+    /// Provision the population into SQLite in a temporary folder and start the server on
+    /// it: a single box (`front_ends` = 0), or a chat server with `front_ends` front-end
+    /// processes sharing one port.
+    Embedded {
+        /// Front-end processes (0: chat server and front end in one process).
+        front_ends: u32,
+    },
     /// A running server or pool: client WebSocket URLs (users are spread over them) and
     /// the tokens file written by `chatcap provision` for the same population.
     Addresses {

@@ -63,6 +63,8 @@ pub struct RawTarget {
     pub tokens: Option<PathBuf>,
     /// `topology`: the topology file to start with `pool up`.
     pub path: Option<PathBuf>,
+    /// `embedded`: front-end processes in front of the chat server (0 = a single box).
+    pub front_ends: Option<u32>,
 }
 
 /// The kinds of target.

@@ -331,7 +331,10 @@ fn durations_rates_and_slos_parse() {
 fn targets_and_workloads() {
     let load = "[[load]]\nramp = { to = 10, over = \"1s\" }\n";
     let p = plan(load);
-    assert_eq!((p.target, p.workload), (Target::Embedded, Workload::Open));
+    assert_eq!(
+        (p.target, p.workload),
+        (Target::Embedded { front_ends: 0 }, Workload::Open)
+    );
     let p = plan(&format!("[target]\nkind = \"addresses\"\nurls = [\"ws://10.0.0.1:8080/ws\"]\ntokens = \"tok.csv\"\n[workload]\nmodel = \"closed\"\nthink_time = \"30s\"\n{load}"));
     assert_eq!(
         p.target,
@@ -503,7 +506,7 @@ fn shipped_lync_scenarios_reproduce_the_model() {
     let server = Scenario::load(scenarios_dir().join("lync2013-server.toml")).expect("server");
     assert_eq!(server.peak_users(), 20_000);
     let quick = Scenario::load(scenarios_dir().join("quickstart.toml")).expect("quickstart");
-    assert_eq!(quick.target, Target::Embedded);
+    assert_eq!(quick.target, Target::Embedded { front_ends: 0 });
     assert!(
         quick.duration() <= Duration::from_secs(120),
         "quickstart takes about a minute"

@@ -123,6 +123,9 @@ pub(crate) fn validate(
     })
 }
 
+/// Most front-end processes an embedded target starts.
+const MAX_FRONT_ENDS: u32 = 8;
+
 fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
     let t = FieldPath::root().key("target");
     let base = file.parent().unwrap_or(Path::new(""));
@@ -134,7 +137,7 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
         }
     };
     let allowed: &[&str] = match raw.kind {
-        TargetKind::Embedded => &[],
+        TargetKind::Embedded => &["front_ends"],
         TargetKind::Addresses => &["urls", "tokens"],
         TargetKind::Topology => &["path"],
     };
@@ -142,6 +145,7 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
         ("urls", raw.urls.is_some()),
         ("tokens", raw.tokens.is_some()),
         ("path", raw.path.is_some()),
+        ("front_ends", raw.front_ends.is_some()),
     ];
     for (key, present) in given {
         if present && !allowed.contains(&key) {
@@ -152,7 +156,16 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
         }
     }
     match raw.kind {
-        TargetKind::Embedded => Target::Embedded,
+        TargetKind::Embedded => {
+            let front_ends = raw.front_ends.unwrap_or(0);
+            if front_ends > MAX_FRONT_ENDS {
+                cx.err(
+                    &t.key("front_ends"),
+                    format!("must be 0–{MAX_FRONT_ENDS} (0: a single box), not {front_ends}"),
+                );
+            }
+            Target::Embedded { front_ends }
+        }
         TargetKind::Topology => match &raw.path {
             Some(p) => Target::Topology { path: resolve(p) },
             None => {
@@ -160,7 +173,7 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
                     &t.key("kind"),
                     "kind = \"topology\" needs path = \"<topology file>\"",
                 );
-                Target::Embedded
+                Target::Embedded { front_ends: 0 }
             }
         },
         TargetKind::Addresses => {

@@ -4,6 +4,7 @@
 
 mod admin_ops;
 mod bad_input;
+mod browser;
 mod chat_ops;
 mod common;
 mod compliance;

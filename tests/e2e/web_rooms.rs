@@ -97,6 +97,20 @@ impl Http {
         }
     }
 
+    /// The status of a bodiless request, or `None` when nothing answers (yet).
+    pub async fn try_raw(&self, method: &str, path: &str) -> Option<u16> {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .body(Full::new(Bytes::new()))
+            .ok()?;
+        let res = tokio::time::timeout(Duration::from_secs(5), self.client.request(req))
+            .await
+            .ok()?
+            .ok()?;
+        Some(res.status().as_u16())
+    }
+
     /// A request as the holder of `token`, with an optional JSON body.
     pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Answer {
         let auth = format!("Bearer {token}");

@@ -16,6 +16,7 @@
 //! Tokens (and so file names) are `<UTC time>-<host>-<pid>-<run>`: unique across servers,
 //! restarts and concurrent exporters of one process, and sorted by time.
 
+use std::collections::hash_map::Entry;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -144,18 +145,18 @@ fn collect(dir: &Directory, events: &[ComplianceEvent], names: &mut Names) -> bo
     let mut missing = false;
     for e in events {
         let (user, room) = (e.event.user, e.event.room);
-        if !names.users.contains_key(&user) {
+        if let Entry::Vacant(slot) = names.users.entry(user) {
             match dir.users.get(&user) {
                 Some(u) => {
-                    names.users.insert(user, u.name.clone());
+                    slot.insert(u.name.clone());
                 }
                 None => missing = true,
             }
         }
-        if !names.rooms.contains_key(&room) {
+        if let Entry::Vacant(slot) = names.rooms.entry(room) {
             match dir.rooms.get(&room) {
                 Some(r) => {
-                    names.rooms.insert(room, r.name.clone());
+                    slot.insert(r.name.clone());
                 }
                 None => missing = true,
             }

@@ -113,7 +113,7 @@ impl Store {
         let record = "INSERT INTO compliance_exports (token, server, claimed_at_us, events) \
                       VALUES ($1, $2, $3, 0)";
         let claim = "UPDATE compliance_events SET exported_by = $1 \
-                     WHERE id IN (SELECT id FROM compliance_events \
+                     WHERE exported_by IS NULL AND id IN (SELECT id FROM compliance_events \
                      WHERE exported_by IS NULL ORDER BY id LIMIT $2)";
         let count = "UPDATE compliance_exports SET events = $1 WHERE token = $2";
         let n = on_pool!(self, write, p => {

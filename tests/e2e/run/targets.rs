@@ -126,3 +126,37 @@ fn a_running_server_is_driven_through_its_address_and_tokens() {
     );
     assert!(u(&s["reconciliation"]["acked_checked"]) > 0);
 }
+
+/// An embedded target with separate front ends: a chat server process and two front-end
+/// processes sharing the client port; every user signs in, nothing is lost, and each
+/// process is measured on its own.
+#[test]
+fn an_embedded_chat_server_with_two_front_ends_runs_clean() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenario = dir.path().join("scenario.toml");
+    let text = format!(
+        "{}\n[target]\nkind = \"embedded\"\nfront_ends = 2\n",
+        scenario_text(r#""delivery.lost" = "== 0""#)
+    );
+    std::fs::write(&scenario, text).expect("write the scenario");
+    let out = dir.path().join("out");
+    let ran = chatcap(
+        run_args(&scenario, &out, &[]),
+        dir.path(),
+        &dir.path().join("log"),
+    );
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    let s = summary(&out);
+    assert_eq!(u(&s["operations"]["sign_in"]["count"]), USERS);
+    assert_eq!(u(&s["delivery"]["lost"]), 0);
+    assert!(u(&s["delivery"]["received"]) > 0);
+    assert_eq!(u(&s["reconciliation"]["missing"]), 0);
+    for process in ["server", "frontend-1", "frontend-2", "generator"] {
+        assert!(
+            s["resources"][process].is_object(),
+            "resources.{process} in {}",
+            s["resources"]
+        );
+        assert!(out.join(format!("{process}.log")).exists() || process == "generator");
+    }
+}

@@ -74,7 +74,8 @@ impl Modify for BearerAuth {
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody)),
+    // A schema used only by a path parameter is not collected from the handlers.
+    components(schemas(ErrorBody, roles::RoleList)),
     tags(
         (name = "rooms", description = "Rooms: list, search, create, change, delete"),
         (name = "roles", description = "A room's members, managers and presenters"),
@@ -201,6 +202,39 @@ mod tests {
             assert!(
                 json.contains(&format!("\"{schema}\"")),
                 "schema {schema} missing"
+            );
+        }
+    }
+
+    /// Every `$ref` in `value`.
+    fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match v.as_str() {
+                        Some(target) if k == "$ref" => out.push(target.to_string()),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_schema_the_document_names_is_in_it() {
+        let doc = serde_json::to_value(openapi()).expect("serialises");
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for target in found {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("unexpected reference {target}"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{target} is referenced but not defined"
             );
         }
     }

@@ -1,0 +1,198 @@
+//! The figures of a `bench frontend` run: one model, rendered as a text table and as JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::forward::ForwardFigures;
+use super::idle::IdleFigures;
+use crate::bench::report::Machine;
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontendReport {
+    /// Machine the run was on.
+    pub machine: Machine,
+    /// Load average (1, 5, 15 min) when the run started.
+    pub load_average_start: String,
+    /// Load average when it ended.
+    pub load_average_end: String,
+    /// Memory per idle connection (absent when skipped).
+    pub idle: Option<IdleFigures>,
+    /// CPU per forwarded message (absent when skipped).
+    pub forward: Option<ForwardFigures>,
+}
+
+impl FrontendReport {
+    /// The summary table.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "\nchatcap bench frontend — {} ({} CPUs), Linux {}\n  load average at start {}, at end {}\n",
+            self.machine.cpu,
+            self.machine.cpus,
+            self.machine.kernel,
+            self.load_average_start,
+            self.load_average_end
+        );
+        if let Some(idle) = &self.idle {
+            idle_table(&mut out, idle);
+        }
+        if let Some(fwd) = &self.forward {
+            forward_table(&mut out, fwd);
+        }
+        out
+    }
+}
+
+fn idle_table(out: &mut String, idle: &IdleFigures) {
+    let _ = writeln!(
+        out,
+        "\nIdle signed-in WebSocket connections (front end and chat server: separate processes)"
+    );
+    let mut rows: Vec<(&str, Vec<String>)> = vec![
+        ("connections", Vec::new()),
+        ("front end VmRSS", Vec::new()),
+        ("front end RssAnon", Vec::new()),
+        ("chat server VmRSS", Vec::new()),
+        ("sessions: front end / chat", Vec::new()),
+    ];
+    for s in &idle.steps {
+        rows[0].1.push(s.connections.to_string());
+        rows[1].1.push(format!("{:.1} MiB", mib(s.frontend.vm_rss)));
+        rows[2].1.push(format!("{:.1} MiB", mib(s.frontend.anon)));
+        rows[3].1.push(format!("{:.1} MiB", mib(s.chat.vm_rss)));
+        let n = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+        rows[4].1.push(format!(
+            "{} / {}",
+            n(s.frontend_sessions),
+            n(s.chat_sessions)
+        ));
+    }
+    columns(out, &rows);
+    let steps: Vec<String> = idle
+        .frontend_rss_per_step
+        .iter()
+        .map(|b| format!("{b:.0}"))
+        .collect();
+    pairs(
+        out,
+        &[
+            (
+                "front end, per idle connection (VmRSS slope)",
+                format!(
+                    "{} (each step: {} B)",
+                    bytes(idle.frontend_rss_per_connection),
+                    steps.join(" / ")
+                ),
+            ),
+            (
+                "front end, per idle connection (RssAnon slope)",
+                bytes(idle.frontend_anon_per_connection),
+            ),
+            (
+                "chat server, per session (VmRSS slope)",
+                bytes(idle.chat_rss_per_session),
+            ),
+        ],
+    );
+}
+
+fn forward_table(out: &mut String, f: &ForwardFigures) {
+    let _ = writeln!(
+        out,
+        "\nForwarding: {} clients in {} rooms, {} posting {:.0} posts/s in all, {}-byte posts, {:.0} s warm-up + {:.0} s",
+        f.clients, f.rooms, f.posters, f.rate, f.text_bytes, f.warmup_s, f.duration_s
+    );
+    let opt = |v: Option<f64>, digits: usize, unit: &str| {
+        v.map_or("-".into(), |v| format!("{v:.digits$}{unit}"))
+    };
+    let per_sec = |n: u64| format!("{:.0}/s", n as f64 / f.duration_s);
+    let errors: u64 = f.errors.values().sum();
+    pairs(
+        out,
+        &[
+            (
+                "posts sent / acks read",
+                format!("{} / {}", per_sec(f.posts_sent), per_sec(f.acks)),
+            ),
+            (
+                "messages delivered to clients",
+                format!("{:.0}/s", f.delivered_per_sec),
+            ),
+            (
+                "frames forwarded to clients (front end)",
+                opt(f.forwarded_per_sec, 0, "/s"),
+            ),
+            (
+                "requests forwarded upstream",
+                f.upstream.map_or("-".into(), per_sec),
+            ),
+            (
+                "front-end CPU",
+                opt(f.frontend_cpu_pct, 1, " % of one core"),
+            ),
+            (
+                "front-end CPU per 1,000 forwarded",
+                opt(f.frontend_ms_per_1000_forwarded, 2, " ms"),
+            ),
+            (
+                "front-end CPU per 1,000 frames (up + down)",
+                opt(f.frontend_ms_per_1000_frames, 2, " ms"),
+            ),
+            ("chat-server CPU", opt(f.chat_cpu_pct, 1, " % of one core")),
+            (
+                "load generator CPU",
+                opt(f.generator_cpu_pct, 1, " % of one core"),
+            ),
+            ("error replies", errors.to_string()),
+        ],
+    );
+    for (code, n) in &f.errors {
+        let _ = writeln!(out, "    {code}: {n}");
+    }
+}
+
+/// Rows of a name and one value per column, right-aligned.
+fn columns(out: &mut String, rows: &[(&str, Vec<String>)]) {
+    let width = rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    let cols = rows.first().map_or(0, |r| r.1.len());
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .map(|(_, v)| v.get(i).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for (name, values) in rows {
+        let _ = write!(out, "  {name:<width$}");
+        for (v, w) in values.iter().zip(&widths) {
+            let _ = write!(out, "  {v:>w$}");
+        }
+        out.push('\n');
+    }
+}
+
+/// Name: value lines, the values aligned.
+fn pairs(out: &mut String, rows: &[(&str, String)]) {
+    let width = rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (name, value) in rows {
+        let _ = writeln!(out, "  {name:<width$}  {value}");
+    }
+}
+
+fn bytes(v: Option<f64>) -> String {
+    v.map_or("-".into(), |b| format!("{b:.0} B ({:.2} KiB)", b / 1024.0))
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
