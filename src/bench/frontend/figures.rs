@@ -70,7 +70,7 @@ fn idle_table(out: &mut String, idle: &IdleFigures) {
     }
     columns(out, &rows);
     let steps: Vec<String> = idle
-        .frontend_rss_per_step
+        .frontend_anon_per_step
         .iter()
         .map(|b| format!("{b:.0}"))
         .collect();
@@ -78,20 +78,24 @@ fn idle_table(out: &mut String, idle: &IdleFigures) {
         out,
         &[
             (
-                "front end, per idle connection (VmRSS slope)",
+                "front end, per idle connection: user-space (RssAnon slope)",
                 format!(
                     "{} (each step: {} B)",
-                    bytes(idle.frontend_rss_per_connection),
+                    bytes(idle.frontend_anon_per_connection),
                     steps.join(" / ")
                 ),
             ),
             (
-                "front end, per idle connection (RssAnon slope)",
-                bytes(idle.frontend_anon_per_connection),
+                "front end, per idle connection: VmRSS slope",
+                bytes(idle.frontend_rss_per_connection),
             ),
             (
-                "chat server, per session (VmRSS slope)",
-                bytes(idle.chat_rss_per_session),
+                "chat server, per session: RssAnon / VmRSS slope",
+                format!(
+                    "{} / {}",
+                    bytes(idle.chat_anon_per_session),
+                    bytes(idle.chat_rss_per_session)
+                ),
             ),
         ],
     );

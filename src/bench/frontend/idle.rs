@@ -70,10 +70,12 @@ pub struct IdleFigures {
     pub frontend_rss_per_connection: Option<f64>,
     /// Front end: slope of RssAnon (heap, stacks: user-space data), bytes per connection.
     pub frontend_anon_per_connection: Option<f64>,
-    /// Front end: VmRSS slope of each step on its own, bytes per connection.
-    pub frontend_rss_per_step: Vec<f64>,
+    /// Front end: RssAnon slope of each step on its own, bytes per connection.
+    pub frontend_anon_per_step: Vec<f64>,
     /// Chat server: slope of VmRSS, bytes per session.
     pub chat_rss_per_session: Option<f64>,
+    /// Chat server: slope of RssAnon, bytes per session.
+    pub chat_anon_per_session: Option<f64>,
 }
 
 /// The connection counts after each step: 0, then `idle * k / steps` for k = 1..=steps.
@@ -117,28 +119,23 @@ pub async fn measure(
 
 /// The per-connection figures of a series of steps.
 fn figures(steps: Vec<IdleStep>) -> IdleFigures {
+    let point = |s: &IdleStep, y: fn(&IdleStep) -> u64| (s.connections as f64, y(s) as f64);
     let fit = |y: fn(&IdleStep) -> u64| {
-        let points: Vec<(f64, f64)> = steps
-            .iter()
-            .map(|s| (s.connections as f64, y(s) as f64))
-            .collect();
+        let points: Vec<(f64, f64)> = steps.iter().map(|s| point(s, y)).collect();
         probe::slope(&points)
     };
+    let anon: fn(&IdleStep) -> u64 = |s| s.frontend.anon;
     let per_step = steps
         .windows(2)
-        .filter_map(|w| {
-            probe::slope(&[
-                (w[0].connections as f64, w[0].frontend.vm_rss as f64),
-                (w[1].connections as f64, w[1].frontend.vm_rss as f64),
-            ])
-        })
+        .filter_map(|w| probe::slope(&[point(&w[0], anon), point(&w[1], anon)]))
         .collect();
     IdleFigures {
         connections: steps.last().map_or(0, |s| s.connections),
         frontend_rss_per_connection: fit(|s| s.frontend.vm_rss),
-        frontend_anon_per_connection: fit(|s| s.frontend.anon),
-        frontend_rss_per_step: per_step,
+        frontend_anon_per_connection: fit(anon),
+        frontend_anon_per_step: per_step,
         chat_rss_per_session: fit(|s| s.chat.vm_rss),
+        chat_anon_per_session: fit(|s| s.chat.anon),
         steps,
     }
 }
@@ -283,7 +280,8 @@ mod tests {
         assert_eq!(f.connections, 2_000);
         assert_eq!(f.frontend_rss_per_connection, Some(10_000.0));
         assert_eq!(f.frontend_anon_per_connection, Some(7_000.0));
-        assert_eq!(f.frontend_rss_per_step, vec![8_000.0, 12_000.0]);
+        assert_eq!(f.frontend_anon_per_step, vec![7_000.0, 7_000.0]);
         assert_eq!(f.chat_rss_per_session, Some(300.0));
+        assert_eq!(f.chat_anon_per_session, Some(300.0));
     }
 }
