@@ -42,10 +42,14 @@ pub enum Metric {
     Rejoin,
     /// Drop the connection, connect, sign in and batch-join again.
     Reconnect,
+    /// Upload a file to a room (HTTP, the file web service).
+    FileUpload,
+    /// List a room's files and download one (HTTP, the file web service).
+    FileDownload,
 }
 
 /// All metrics, in report order.
-pub const ALL: [Metric; 12] = [
+pub const ALL: [Metric; 14] = [
     Metric::Connect,
     Metric::SignIn,
     Metric::Join,
@@ -58,6 +62,8 @@ pub const ALL: [Metric; 12] = [
     Metric::ListRooms,
     Metric::Rejoin,
     Metric::Reconnect,
+    Metric::FileUpload,
+    Metric::FileDownload,
 ];
 
 impl Metric {
@@ -76,6 +82,8 @@ impl Metric {
             Metric::ListRooms => "list_rooms",
             Metric::Rejoin => "rejoin",
             Metric::Reconnect => "reconnect",
+            Metric::FileUpload => "file_upload",
+            Metric::FileDownload => "file_download",
         }
     }
 

@@ -17,7 +17,7 @@ use crate::metrics::collector::{Collector, TimelineRow};
 use crate::metrics::resources::ProcessProbe;
 use crate::report::model::Summary;
 use crate::report::{self, RunInfo};
-use crate::scenario::plan::{OpKind, RunPlan, Target as PlanTarget};
+use crate::scenario::plan::{RunPlan, Target as PlanTarget};
 
 /// Loopback source addresses connections are spread over.
 const SOURCE_SPREAD: u8 = 8;
@@ -70,16 +70,6 @@ pub enum RunError {
     },
 }
 
-/// Operations the server does not implement yet, refused before anything starts.
-pub fn unsupported_ops(plan: &RunPlan) -> Vec<&'static str> {
-    plan.ops
-        .iter()
-        .filter(|o| o.per_user_per_hour > 0.0)
-        .filter(|o| matches!(o.op, OpKind::FileUpload | OpKind::FileDownload))
-        .map(|o| o.op.name())
-        .collect()
-}
-
 /// The default results folder for a plan started at `unix`.
 pub fn default_out(plan: &RunPlan, unix: i64) -> PathBuf {
     let stamp = report::rfc3339(unix)
@@ -96,13 +86,6 @@ pub async fn run(
     opts: RunOptions,
     interrupt: CancellationToken,
 ) -> Result<(Summary, PathBuf), RunError> {
-    let unsupported = unsupported_ops(&plan);
-    if !unsupported.is_empty() {
-        return Err(RunError::Unsupported(format!(
-            "the scenario uses {} which the server does not implement yet; set their rates to 0",
-            unsupported.join(", ")
-        )));
-    }
     let started_unix = chatcap_server::auth::unix_now();
     let out = opts
         .out

@@ -10,6 +10,7 @@
 //! - [`vu`]: one virtual user endpoint (its WebSocket, schedule, replies and pushes);
 //!   `connect` opens its connection (handshake, sign-in, batch join).
 //! - [`track`]: per-connection sequence tracking (lost / duplicated / out of order).
+//! - [`files`]: a virtual user's file uploads and downloads (HTTP, beside its socket).
 //! - [`net`]: connections from many loopback source addresses; the descriptor limit.
 //! - [`reconcile`]: after the run, every acknowledged post is in history exactly once.
 //! - [`execute`]: one run end to end: target, drive, reconcile, results folder.
@@ -18,6 +19,7 @@
 pub mod cmd;
 mod connect;
 pub mod execute;
+pub mod files;
 pub mod net;
 pub mod processes;
 pub mod reconcile;

@@ -226,7 +226,7 @@ pub fn exp_gap(rate: f64, rng: &mut impl Rng) -> Duration {
 /// The operations loop of one connection.
 #[allow(clippy::too_many_arguments)]
 async fn session(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     index: usize,
     user: &SimUser,
     conn: &mut Conn,
@@ -271,6 +271,10 @@ async fn session(
                         if !issue(shared, index, user, conn, rng, op, class, intended, &mut post_n).await {
                             return End::Lost;
                         }
+                        // A file operation is not awaited: the closed model thinks from its start.
+                        if closed && matches!(op, OpKind::FileUpload | OpKind::FileDownload) {
+                            due = Instant::now() + next_gap(shared, rng);
+                        }
                     }
                     None => due = Instant::now() + Duration::from_secs(3600),
                 }
@@ -296,7 +300,7 @@ async fn session(
 /// Send one scheduled operation. Returns false when the connection failed.
 #[allow(clippy::too_many_arguments)]
 async fn issue(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     index: usize,
     user: &SimUser,
     conn: &mut Conn,
@@ -398,9 +402,13 @@ async fn issue(
             let state = PRESENCE[rng.gen_range(0..PRESENCE.len())];
             (Wait::Plain(Metric::Presence), Op::SetPresence { state })
         }
-        // Refused before the run starts (see `runner::unsupported_ops`); reconnects are
-        // handled by the session loop.
-        OpKind::FileUpload | OpKind::FileDownload | OpKind::Reconnect => return true,
+        OpKind::FileUpload | OpKind::FileDownload => {
+            // Over HTTP in a task of its own, which records it (runner::files).
+            let room = pick_room(rng, op == OpKind::FileUpload);
+            super::files::spawn(shared, index, user, op, room, intended, rng);
+            return true;
+        }
+        OpKind::Reconnect => return true, // the session loop's business
     };
     let id = conn.next_id;
     conn.next_id += 1;

@@ -248,6 +248,8 @@ pub struct RunPlan {
     pub slos: Vec<Slo>,
     /// How long to wait for a reply before counting a timeout.
     pub request_timeout: Duration,
+    /// Size of each uploaded file in KiB.
+    pub file_kb: u32,
 }
 
 impl RunPlan {

@@ -136,6 +136,9 @@ pub struct RawBehaviour {
     /// Wait this long for a reply before counting a timeout.
     #[serde(default = "default_timeout")]
     pub request_timeout: DurationValue,
+    /// Size of each uploaded file in KiB (1–20,000).
+    #[serde(default = "default_file_kb")]
+    pub file_kb: u32,
     /// Operations with their rates.
     #[serde(default)]
     pub ops: Vec<RawOp>,
@@ -148,6 +151,7 @@ impl Default for RawBehaviour {
             level: Level::default(),
             history_on_join: default_history(),
             request_timeout: default_timeout(),
+            file_kb: default_file_kb(),
             ops: Vec::new(),
         }
     }
@@ -155,6 +159,10 @@ impl Default for RawBehaviour {
 
 fn default_history() -> u32 {
     30
+}
+
+fn default_file_kb() -> u32 {
+    100
 }
 
 fn default_timeout() -> DurationValue {

@@ -108,11 +108,16 @@ fn phase_above_population_names_the_phase() {
 #[test]
 fn validation_errors_locate_fields() {
     let load = "[[load]]\nramp = { to = 100, over = \"1m\" }\n";
-    let cases: [(String, &str, &str); 7] = [
+    let cases: [(String, &str, &str); 8] = [
         (
             format!("{HEAD}{load}[behaviour]\nhistory_on_join = 0\n"),
             "history_on_join",
             "behaviour.history_on_join",
+        ),
+        (
+            format!("{HEAD}{load}[behaviour]\nfile_kb = 20001\n"),
+            "file_kb",
+            "behaviour.file_kb",
         ),
         (
             format!("{HEAD}[[behaviour.ops]]\nop = \"teleport\"\nper_user_per_hour = 1\n{load}"),

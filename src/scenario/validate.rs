@@ -75,6 +75,12 @@ pub(crate) fn validate(
     if raw.behaviour.request_timeout.0.is_zero() {
         cx.err(&b.key("request_timeout"), "must be above 0");
     }
+    if !(1..=20_000).contains(&raw.behaviour.file_kb) {
+        cx.err(
+            &b.key("file_kb"),
+            "must be 1–20,000 KiB (the server's default MaxFileSizeKB is 20,000)",
+        );
+    }
 
     let w = root.key("workload");
     let workload = match (raw.workload.model, raw.workload.think_time) {
@@ -120,6 +126,7 @@ pub(crate) fn validate(
         level: raw.behaviour.level.0,
         slos,
         request_timeout: raw.behaviour.request_timeout.0,
+        file_kb: raw.behaviour.file_kb,
     })
 }
 

@@ -11,7 +11,7 @@ use chatcap::client::Client;
 use chatcap_server::protocol::reply::ServerMsg;
 use chatcap_server::protocol::{ErrorCode, Op, Privacy, Push, RoleName, RoomKind};
 
-use crate::common::procs::{any_port, http_get, signed_in, Data};
+use crate::common::procs::{any_port, http_get, http_get_as, signed_in, Data};
 use crate::common::{
     backends, category, free_port, full_history, join, open_category, post, room, set_role,
     wait_push, Backend, TestServer,
@@ -83,6 +83,12 @@ async fn users_on_two_front_ends_of_one_chat_server_chat_with_each_other() {
             .map(|m| m.text)
             .collect();
         assert_eq!(texts, ["hello from front end A", "hello back from B"]);
+
+        // A user created while the processes run uses the web service at once (the chat
+        // server looks up users it has not loaded).
+        let (_, carol) = data.user_add("carol@chatcap.test", false);
+        let (status, body) = http_get_as(fe_b.ready.http, "/api/rooms", Some(&carol)).await;
+        assert_eq!(status, 200, "{body}");
 
         // Every process serves health and Prometheus metrics.
         let (status, body) = http_get(chat.ready.http, "/healthz").await;

@@ -6,6 +6,7 @@
 //! operations in one process, in two shards, and with the server stalled. One undisturbed
 //! run ([`baseline`]) is shared by the tests that compare against it.
 
+mod files;
 mod schema;
 mod targets;
 
@@ -504,23 +505,6 @@ fn a_bad_scenario_exits_2_naming_file_line_and_field() {
     assert!(ran.stderr.contains(&want), "want {want:?} in {ran}");
     assert!(ran.stderr.contains("parsecs"), "{ran}");
     assert!(!out.exists(), "a bad scenario must start nothing");
-}
-
-#[test]
-fn an_unsupported_operation_exits_2_before_starting() {
-    let dir = tempfile::tempdir().expect("temporary folder");
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/file-heavy.toml");
-    let out = dir.path().join("out");
-    let ran = chatcap(
-        run_args(&scenario, &out, &[]),
-        dir.path(),
-        &dir.path().join("run"),
-    );
-    assert_eq!(ran.code(), Some(2), "{ran}");
-    for want in ["file_upload", "file_download", "not implement"] {
-        assert!(ran.stderr.contains(want), "want {want:?} in {ran}");
-    }
-    assert!(!out.exists(), "nothing may start: {}", out.display());
 }
 
 #[test]

@@ -99,6 +99,10 @@ async fn run_link(hub: Arc<Hub>, stream: TcpStream, secret: Bytes, shutdown: Can
                 hub.open_session(SessionKey { link, session }, user)
             }
             Ok(Frame::Service { session, user }) => {
+                // A user created after this server loaded its directory (`chatcap user
+                // add`, another server of the pool) is looked up before the call's request,
+                // which follows on this link, is read. Rare, and one query.
+                hub.learn_user_id(user).await;
                 hub.open_service_session(SessionKey { link, session }, user)
             }
             Ok(Frame::Request { session, json }) => hub.handle(SessionKey { link, session }, json),

@@ -404,6 +404,22 @@ impl Hub {
             .len()
     }
 
+    /// Make sure the directory knows user `id`, looking it up in the database when it does
+    /// not (a user created after this server loaded its directory). Unknown users and
+    /// storage failures leave the directory as it was: the request then fails as usual.
+    pub async fn learn_user_id(&self, id: i64) {
+        if self.dir().users.contains_key(&id) {
+            return;
+        }
+        match self.store.user_by_id(id).await {
+            Ok(Some(u)) => {
+                self.dir_mut().users.insert(u.id, u);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, user = id, "storage failure looking up a user"),
+        }
+    }
+
     /// Front-end links connected now.
     pub fn link_count(&self) -> usize {
         self.links.read().unwrap_or_else(|p| p.into_inner()).len()

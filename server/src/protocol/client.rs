@@ -537,6 +537,12 @@ mod tests {
             Op::Unfollow { room: 1 },
             Op::Followed,
             Op::MarkRead { room: 1, seq: 1 },
+            Op::ListCategories,
+            Op::RoomRoles { room: 1 },
+            Op::FindUsers {
+                query: String::new(),
+                limit: None,
+            },
         ];
         for op in ops {
             assert!(KNOWN_TYPES.contains(&op.name()));

@@ -128,9 +128,17 @@ pub async fn signed_in(url: &str, token: &str) -> Client {
 
 /// `GET path` on `addr`: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_get_as(addr, path, None).await
+}
+
+/// `GET path` on `addr`, with `Authorization: Bearer <token>` when given: (status, body).
+pub async fn http_get_as(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).await.expect("read");

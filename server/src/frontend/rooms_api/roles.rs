@@ -47,7 +47,8 @@ async fn user_id(fe: &FrontEnd, caller: i64, user: &str) -> Result<i64, ApiError
     }
     let op = Op::FindUsers {
         query: user.to_string(),
-        limit: Some(1),
+        // Exact matches come first; names differing only in case match alike.
+        limit: Some(10),
     };
     let found: Users = call(fe, caller, op).await?;
     found
