@@ -521,4 +521,9 @@ fn shipped_lync_scenarios_reproduce_the_model() {
         .ops
         .iter()
         .any(|o| matches!(o.op, OpKind::FileUpload | OpKind::FileDownload)));
+    assert_eq!(
+        (files.file_kb, quick.file_kb),
+        (100, 100),
+        "set, and the default"
+    );
 }
