@@ -2,7 +2,8 @@
 //! separately from the real binary. Users connected through different front ends chat
 //! with each other; front ends share a port; a front end survives its chat server going
 //! away and coming back; a user whose chat server is down lands on another; a full front
-//! end refuses new connections with "server too busy".
+//! end refuses new connections with "server too busy"; room changes and files made through
+//! one front-end process show through another.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::common::{
     backends, category, free_port, full_history, join, open_category, post, room, set_role,
     wait_push, Backend, TestServer,
 };
+use crate::web_rooms::Http;
 
 /// Admin, alice and bob, and a closed room (alice and bob members) made by the admin.
 struct People {
@@ -304,4 +306,60 @@ async fn http_get_upgrade(addr: SocketAddr) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, text)
+}
+
+#[tokio::test]
+async fn files_and_room_changes_made_through_one_front_end_process_show_through_another() {
+    for backend in backends() {
+        let data = Data::new(backend).await;
+        let p = people(&data);
+        let chat = data.chat_server("chat", any_port()).await;
+        let link = chat.chat_addr().expect("chat link");
+        let fe_a = data.front_end("fe-a", any_port(), &[link]).await;
+        let fe_b = data.front_end("fe-b", any_port(), &[link]).await;
+        let id = closed_room(&fe_a.ws_url(), &p, "shared-files").await;
+        let (a, b) = (Http::new(fe_a.ready.http), Http::new(fe_b.ready.http));
+
+        // A room change through A is what B serves.
+        let patch = serde_json::json!({ "description": "changed through front end A" });
+        let changed = a
+            .call("PATCH", &format!("/api/rooms/{id}"), &p.admin, Some(patch))
+            .await;
+        assert_eq!(changed.status, 200, "{}", changed.text);
+        let seen = b.get(&format!("/api/rooms/{id}"), &p.alice.1).await;
+        assert_eq!(seen.status, 200, "{}", seen.text);
+        assert_eq!(seen.json["description"], "changed through front end A");
+
+        // A file uploaded through A downloads through B, byte for byte.
+        // Text bytes, so that the answer's text is the file exactly.
+        let bytes: Vec<u8> = (0..70_000u32).map(|i| b'a' + (i * 7 % 26) as u8).collect();
+        let boundary = "roles-test-boundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"notes.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let auth = format!("Bearer {}", p.alice.1);
+        let path = format!("/api/rooms/{id}/files");
+        let up = a
+            .raw("POST", &path, Some(&auth), Some((&content_type, body)))
+            .await;
+        assert_eq!(up.status, 201, "{}", up.text);
+        let stored = up.json["file"].as_str().expect("stored name").to_string();
+        let listed = b.get(&path, &p.bob.1).await;
+        assert_eq!(listed.status, 200, "{}", listed.text);
+        assert!(listed.text.contains(&stored), "{}", listed.text);
+        let auth_bob = format!("Bearer {}", p.bob.1);
+        let down = b
+            .raw("GET", &format!("{path}/{stored}"), Some(&auth_bob), None)
+            .await;
+        assert_eq!(down.status, 200);
+        assert!(down.text.as_bytes() == bytes.as_slice(), "the same bytes");
+        for process in [fe_a, fe_b, chat] {
+            process.kill().await;
+        }
+    }
 }
