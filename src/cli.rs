@@ -42,7 +42,8 @@ pub enum Command {
     /// Lync 2013 model; writes a tokens CSV and a population manifest.
     Provision(crate::provision::ProvisionArgs),
     /// Benchmarks: `bench server` measures acked posts/s, post→ack latency and memory per
-    /// idle session of one chat server, on SQLite and PostgreSQL.
+    /// idle session of one chat server, on SQLite and PostgreSQL; `bench frontend` measures
+    /// a separate front end's memory per idle WebSocket and CPU per 1,000 forwarded messages.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
     /// Compliance: `compliance export` writes every unexported compliance event to XML now.

@@ -263,7 +263,7 @@ async fn scrape_at(http: std::net::SocketAddr, t0: Instant, t1: Instant) -> Opti
 
 /// [posts sum, commit count, seconds sum] of the commit summaries.
 async fn commit_totals(http: std::net::SocketAddr) -> Option<[f64; 3]> {
-    let body = http_get(http, "/metrics").await?;
+    let body = super::frontend::probe::scrape(http).await?;
     let value = |name: &str| {
         body.lines()
             .find(|l| l.split_whitespace().next() == Some(name))
@@ -275,23 +275,4 @@ async fn commit_totals(http: std::net::SocketAddr) -> Option<[f64; 3]> {
         value("chatcap_commit_batch_posts_count")?,
         value("chatcap_commit_seconds_sum")?,
     ])
-}
-
-/// A plain HTTP/1.0 GET on loopback (no HTTP client dependency for one scrape).
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.take(16 << 20).read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        text.split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_string())
-    };
-    tokio::time::timeout(Duration::from_secs(10), fetch)
-        .await
-        .ok()
-        .flatten()
 }

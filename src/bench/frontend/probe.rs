@@ -89,13 +89,18 @@ pub fn metric_sum(body: &str, name: &str) -> f64 {
         .fold(0.0, |a, b| a + b)
 }
 
-/// The Prometheus text of `http://addr/metrics` (plain HTTP/1.0 on loopback; `None` when
-/// it cannot be read within 10 s).
+/// The `/metrics` text of the process serving HTTP at `addr` (`None` unless 200).
 pub async fn scrape(addr: SocketAddr) -> Option<String> {
+    http_get(addr, "/metrics").await
+}
+
+/// A plain HTTP/1.0 GET on loopback: the body of a 200 answer (no HTTP client dependency
+/// for a scrape).
+pub async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let req = format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.ok()?;
         let mut buf = Vec::new();
         s.take(16 << 20).read_to_end(&mut buf).await.ok()?;
