@@ -369,7 +369,8 @@ pub struct RawError {
     pub reason: String,
 }
 
-fn encode(h: &Histogram<u64>) -> String {
+/// The stored form of a histogram (base64 of the compressed V2 serialisation).
+pub fn encode(h: &Histogram<u64>) -> String {
     use base64::Engine;
     use hdrhistogram::serialization::Serializer;
     let mut buf = Vec::new();
@@ -378,7 +379,9 @@ fn encode(h: &Histogram<u64>) -> String {
     base64::engine::general_purpose::STANDARD.encode(buf)
 }
 
-fn decode(metric: &str, text: &str) -> Result<Histogram<u64>, RawError> {
+/// A histogram from its stored form (base64 of the V2 serialisation, compressed or not),
+/// as written in `totals.json` and in the interval log.
+pub fn decode(metric: &str, text: &str) -> Result<Histogram<u64>, RawError> {
     use base64::Engine;
     let err = |reason: String| RawError {
         metric: metric.to_string(),

@@ -9,6 +9,7 @@
 
 pub mod model;
 pub mod render;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,7 +19,7 @@ use model::{Machine, SloResult, Summary, UsersSummary, SCHEMA};
 use crate::metrics::resources::summarise;
 use crate::runner::reconcile::Reconciliation;
 use crate::runner::Outcome;
-use crate::scenario::plan::{Cmp, RunPlan};
+use crate::scenario::plan::{Cmp, RunPlan, SloWindow};
 
 /// Facts about the run that the measurements do not carry.
 pub struct RunInfo<'a> {
@@ -32,6 +33,8 @@ pub struct RunInfo<'a> {
     pub reconciliation: Option<Reconciliation>,
     /// The generator's descriptor limit.
     pub fd_limit: u64,
+    /// The run's interval logs (its own, or its shards'), for latency over a window.
+    pub logs: Vec<std::path::PathBuf>,
 }
 
 /// Build the summary of a run and judge its SLOs.
@@ -81,7 +84,18 @@ pub fn summarise_run(outcome: &Outcome, info: RunInfo<'_>) -> Summary {
         resources,
         slo: Vec::new(),
         machine: machine(info.fd_limit),
+        slo_window: None,
     };
+    if info.plan.slo_window == SloWindow::LastPhase {
+        let from = info.plan.slo_window_start().as_secs_f64();
+        match window::summarise(&info.logs, from) {
+            Ok(w) => summary.slo_window = Some(w),
+            // Judged over the whole run instead; said, not hidden.
+            Err(e) => eprintln!(
+                "warning: latency over the last phase unavailable ({e}); SLOs judged over the whole run"
+            ),
+        }
+    }
     summary.slo = info
         .plan
         .slos

@@ -157,6 +157,10 @@ pub struct Summary {
     pub slo: Vec<SloResult>,
     /// The hardware profile.
     pub machine: Machine,
+    /// Latency over the last phase, when the scenario judges latency objectives there
+    /// (`slo_window = "last_phase"`); latency SLOs then read these figures.
+    #[serde(default)]
+    pub slo_window: Option<super::window::WindowSummary>,
 }
 
 /// Per-operation figures, delivery correctness and the error rate of a run's totals.
@@ -203,10 +207,21 @@ pub fn operations(
 }
 
 impl Summary {
+    /// (response, service) latency of `op` as SLOs judge it: over the window when there
+    /// is one and the operation occurred in it; otherwise over the whole run (sign-in and
+    /// join happen during a ramp, not in the hold that follows it).
+    fn latency_of(&self, op: &str) -> Option<(&Latency, &Latency)> {
+        if let Some(o) = self.slo_window.as_ref().and_then(|w| w.operations.get(op)) {
+            return Some((&o.response, &o.service));
+        }
+        self.operations.get(op).map(|o| (&o.response, &o.service))
+    }
+
     /// The value of an SLO metric path: `<op>.<p50|p90|p99|p999|max|mean>` (response time,
     /// µs), `<op>.service.<pXX>`, `<op>.count|errors|rate`, `delivery.lost|duplicated|
     /// out_of_order|received`, `error_rate`, `users.peak`, `reconcile.missing`,
     /// `server.cpu` / `server.rss` / `generator.cpu` (fraction of one core, bytes).
+    /// Latency paths read the SLO window when the scenario has one.
     pub fn metric(&self, path: &str) -> Option<f64> {
         let parts: Vec<&str> = path.split('.').collect();
         let lat = |l: &Latency, q: &str| -> Option<f64> {
@@ -234,7 +249,7 @@ impl Summary {
             [proc_, "cpu"] => self.resources.get(*proc_).map(|r| r.cpu_avg_pct / 100.0),
             [proc_, "cpu_max"] => self.resources.get(*proc_).map(|r| r.cpu_max_pct / 100.0),
             [proc_, "rss"] => self.resources.get(*proc_).map(|r| r.rss_max_bytes as f64),
-            [op, "service", q] => self.operations.get(*op).and_then(|o| lat(&o.service, q)),
+            [op, "service", q] => self.latency_of(op).and_then(|(_, s)| lat(s, q)),
             [op, "count"] => Some(
                 self.operations
                     .get(*op)
@@ -253,7 +268,7 @@ impl Summary {
                     .map(|o| o.rate_per_s)
                     .unwrap_or(0.0),
             ),
-            [op, q] => self.operations.get(*op).and_then(|o| lat(&o.response, q)),
+            [op, q] => self.latency_of(op).and_then(|(r, _)| lat(r, q)),
             _ => None,
         }
     }

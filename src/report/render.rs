@@ -88,6 +88,31 @@ pub fn markdown(s: &Summary) -> String {
             );
         }
     }
+    if let Some(w) = &s.slo_window {
+        let _ = writeln!(
+            out,
+            "\nLatency over the last phase (from {:.0} s; latency SLOs are judged on it):\n",
+            w.from_s
+        );
+        let _ = writeln!(
+            out,
+            "| operation | count | p50 | p90 | p99 | p99.9 | max | service p99 |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for (name, o) in &w.operations {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+                o.count,
+                ms(o.response.p50_us),
+                ms(o.response.p90_us),
+                ms(o.response.p99_us),
+                ms(o.response.p999_us),
+                ms(o.response.max_us),
+                ms(o.service.p99_us)
+            );
+        }
+    }
     if !s.slo.is_empty() {
         let _ = writeln!(out, "\n| SLO | measured | verdict |");
         let _ = writeln!(out, "|---|---:|---|");

@@ -167,6 +167,11 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<()> {
         started_unix: chatcap_server::auth::unix_now(),
         reconciliation: None,
         fd_limit: super::net::raise_fd_limit(),
+        logs: args
+            .dirs
+            .iter()
+            .map(|d| d.join("histograms.hlog"))
+            .collect(),
     };
     let summary = crate::report::summarise_run(&outcome, info);
     crate::report::write_folder(&args.out, &summary, &outcome)?;

@@ -171,6 +171,17 @@ pub enum Workload {
     },
 }
 
+/// Where latency objectives are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SloWindow {
+    /// Over the whole run.
+    #[default]
+    Run,
+    /// Over the last phase of the load shape only (the steady state after a ramp).
+    LastPhase,
+}
+
 /// One phase of the load shape: the number of connected users moves linearly from `from`
 /// to `to` over `duration`. Ramps, holds, steps, spikes and soaks all become these.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -250,12 +261,23 @@ pub struct RunPlan {
     pub request_timeout: Duration,
     /// Size of each uploaded file in KiB.
     pub file_kb: u32,
+    /// Where latency objectives are judged.
+    pub slo_window: SloWindow,
 }
 
 impl RunPlan {
     /// Total length of the load shape.
     pub fn duration(&self) -> Duration {
         self.phases.iter().map(|p| p.duration).sum()
+    }
+
+    /// When latency objectives start to be judged, from the start of the load: zero for
+    /// the whole run, the start of the last phase for `last_phase`.
+    pub fn slo_window_start(&self) -> Duration {
+        match (self.slo_window, self.phases.last()) {
+            (SloWindow::LastPhase, Some(last)) => self.duration().saturating_sub(last.duration),
+            _ => Duration::ZERO,
+        }
     }
 
     /// Most users connected at once.

@@ -44,6 +44,8 @@ pub struct Scenario {
     /// Objectives: metric → `"< 50ms"`.
     #[serde(default)]
     pub slo: BTreeMap<String, String>,
+    /// Where latency objectives are judged: `"run"` (default) or `"last_phase"`.
+    pub slo_window: Option<String>,
 }
 
 fn default_seed() -> u64 {

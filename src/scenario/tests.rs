@@ -108,11 +108,16 @@ fn phase_above_population_names_the_phase() {
 #[test]
 fn validation_errors_locate_fields() {
     let load = "[[load]]\nramp = { to = 100, over = \"1m\" }\n";
-    let cases: [(String, &str, &str); 8] = [
+    let cases: [(String, &str, &str); 9] = [
         (
             format!("{HEAD}{load}[behaviour]\nhistory_on_join = 0\n"),
             "history_on_join",
             "behaviour.history_on_join",
+        ),
+        (
+            format!("slo_window = \"forever\"\n{HEAD}{load}"),
+            "forever",
+            "slo_window",
         ),
         (
             format!("{HEAD}{load}[behaviour]\nfile_kb = 20001\n"),
@@ -526,4 +531,17 @@ fn shipped_lync_scenarios_reproduce_the_model() {
         (100, 100),
         "set, and the default"
     );
+}
+
+#[test]
+fn the_slo_window_starts_at_the_last_phase() {
+    let load = "[[load]]\nramp = { to = 100, over = \"30s\" }\n[[load]]\nhold = { for = \"2m\" }\n";
+    let whole = Scenario::parse(&format!("{HEAD}{load}"), Path::new("t.toml")).expect("valid");
+    assert_eq!(whole.slo_window_start(), Duration::ZERO);
+    let last = Scenario::parse(
+        &format!("slo_window = \"last_phase\"\n{HEAD}{load}"),
+        Path::new("t.toml"),
+    )
+    .expect("valid");
+    assert_eq!(last.slo_window_start(), Duration::from_secs(30));
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::error::{Problem, ScenarioError};
 use super::lync;
-use super::plan::{OpKind, OpRate, Population, RoomClass, RunPlan, Target, Workload};
+use super::plan::{OpKind, OpRate, Population, RoomClass, RunPlan, SloWindow, Target, Workload};
 use super::raw::{ModelName, RawPopulation, RawTarget, Scenario, TargetKind, WorkloadModel};
 use super::span::{line_of, FieldPath, SpanTree};
 use super::{shape, slo};
@@ -111,6 +111,18 @@ pub(crate) fn validate(
         }
     }
 
+    let slo_window = match raw.slo_window.as_deref() {
+        None | Some("run") => SloWindow::Run,
+        Some("last_phase") => SloWindow::LastPhase,
+        Some(other) => {
+            cx.err(
+                &root.key("slo_window"),
+                format!("must be \"run\" or \"last_phase\", not {other:?}"),
+            );
+            SloWindow::Run
+        }
+    };
+
     if !cx.problems.is_empty() {
         return Err(ScenarioError::Invalid(cx.problems));
     }
@@ -121,6 +133,7 @@ pub(crate) fn validate(
         population,
         ops,
         history_on_join: raw.behaviour.history_on_join,
+        slo_window,
         workload,
         phases,
         level: raw.behaviour.level.0,

@@ -204,6 +204,17 @@ fn full_summary() -> Summary {
             hostname: "h".into(),
             fd_limit: 4,
         },
+        slo_window: Some(chatcap::report::window::WindowSummary {
+            from_s: 2.0,
+            operations: BTreeMap::from([(
+                "post_ack".to_string(),
+                chatcap::report::window::WindowOp {
+                    count: 5,
+                    response: Latency::default(),
+                    service: Latency::default(),
+                },
+            )]),
+        }),
     }
 }
 
