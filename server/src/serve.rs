@@ -282,6 +282,12 @@ impl Running {
             tracing::warn!("some connections did not close within 10 s");
         }
         if let Some(c) = self.chat {
+            // Links end on the shutdown token; each ends its sessions (and records their
+            // PARTs) before compliance stops.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while c.hub.link_count() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             c.hub.flush().await;
             crate::compliance::stop(&c.hub).await;
             c.hub.store.close().await;

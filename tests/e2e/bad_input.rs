@@ -192,6 +192,16 @@ async fn an_oversized_post_is_refused_and_nothing_is_stored() {
             refused(&mut c.a, post_op(r, "x", "")).await,
             ErrorCode::InvalidArgument
         );
+        // A NUL character is refused in any text (PostgreSQL cannot store it): nothing
+        // stored, and the session, the room and compliance go on.
+        assert_eq!(
+            refused(&mut c.a, post_op(r, "nul\u{0}here", "nul")).await,
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            refused(&mut c.a, post_op(r, "x", "id-\u{0}")).await,
+            ErrorCode::InvalidArgument
+        );
         let hist = full_history(&mut c.a, r).await;
         assert_eq!(hist.len(), 1);
         assert_eq!(hist[0].text.len(), limit);

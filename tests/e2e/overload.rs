@@ -1,6 +1,7 @@
-//! A stalled link: when the chat server cannot queue more frames toward a front end, it
-//! drops that link; the front end ends its sessions with `bye link_lost`, reconnects, and
-//! the server keeps serving (no deadlock, no stalled room).
+//! Overload and abandonment: a stalled link (the chat server drops it; the front end ends
+//! its sessions with `bye link_lost`, reconnects, and the server keeps serving), a client
+//! that does not read (dropped, the room goes on), web calls abandoned mid-call or beyond
+//! the rate, sessions closing mid-join.
 
 use std::time::{Duration, Instant};
 
@@ -163,4 +164,96 @@ async fn a_client_that_does_not_read_is_dropped_and_the_room_goes_on() {
         }
     }
     c.srv.stop().await;
+}
+
+/// Web-service calls whose HTTP client goes away mid-call leave no session behind, on the
+/// front end or on the chat server.
+#[tokio::test]
+async fn abandoned_web_calls_leave_no_sessions() {
+    use tokio::io::AsyncWriteExt;
+    let srv = TestServer::start(Backend::Sqlite).await;
+    let admin = srv.user("admin@chatcap.test", true).await;
+    let token = srv.token(admin);
+    let addr = srv.running.http_addr;
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let req = format!(
+            "GET /api/rooms HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        drop(s);
+    }
+    let front = srv.running.front.clone().expect("front end");
+    let hub = srv.running.hub().expect("chat server").clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while front.session_count() > 0 || hub.session_count() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "sessions left: front end {}, chat server {}",
+            front.session_count(),
+            hub.session_count()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    srv.stop().await;
+}
+
+/// Sessions that close while their `join` is being handled leave no ghost participant.
+#[tokio::test]
+async fn sessions_closing_mid_join_leave_no_ghosts() {
+    let mut c = Cast::new(Backend::Sqlite).await;
+    let mut rooms = Vec::new();
+    for i in 0..20 {
+        rooms.push(c.room(&format!("cold-{i}"), Privacy::Open, &[]).await);
+    }
+    for _ in 0..4 {
+        for &r in &rooms {
+            let mut alice = c.srv.client(c.alice).await;
+            let req = chatcap_server::protocol::Request {
+                id: 1,
+                op: crate::common::join_op(r),
+            };
+            alice
+                .send_text(serde_json::to_string(&req).expect("json"))
+                .await
+                .expect("send");
+            drop(alice);
+        }
+    }
+    // Once every session has ended, nobody is left in any room.
+    let hub = c.srv.running.hub().expect("chat server").clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hub.session_count() > 1 {
+        assert!(Instant::now() < deadline, "sessions did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for &r in &rooms {
+        let list: chatcap_server::protocol::reply::Participants =
+            crate::common::ok_as(&mut c.a, Op::Participants { room: r }).await;
+        assert!(list.users.is_empty(), "room {r}: {:?}", list.users);
+    }
+    c.srv.stop().await;
+}
+
+/// The web services are rate-limited per user like a WebSocket session: 429 beyond.
+#[tokio::test]
+async fn web_calls_beyond_the_rate_are_refused_429() {
+    let srv = TestServer::start_with(Backend::Sqlite, |cfg| {
+        cfg.front.rate_per_sec = 0.01;
+        cfg.front.rate_burst = 3.0;
+    })
+    .await;
+    let admin = srv.user("admin@chatcap.test", true).await;
+    let token = srv.token(admin);
+    let addr = srv.running.http_addr;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (status, _) =
+            crate::common::procs::http_get_as(addr, "/api/rooms", Some(&token)).await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let (_, body) = crate::common::procs::http_get_as(addr, "/api/rooms", Some(&token)).await;
+    assert!(body.contains("rate_limited"), "{body}");
+    srv.stop().await;
 }

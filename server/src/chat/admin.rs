@@ -382,7 +382,7 @@ impl Hub {
         });
         for (key, user) in present {
             if out(self, user) {
-                self.session_rooms(key, room, false);
+                let _ = self.session_rooms(key, room, false);
                 self.leave_room(key, room);
                 self.send(key, push.clone());
             }

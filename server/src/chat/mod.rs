@@ -442,17 +442,20 @@ impl Hub {
     }
 
     /// Record that a session is in a room (or no longer is).
-    fn session_rooms(&self, key: SessionKey, room: i64, present: bool) {
+    /// Returns false when the session is gone (it closed meanwhile).
+    fn session_rooms(&self, key: SessionKey, room: i64, present: bool) -> bool {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = sessions.get_mut(&key) {
-            if present {
-                if !s.rooms.contains(&room) {
-                    s.rooms.push(room);
-                }
-            } else {
-                s.rooms.retain(|r| *r != room);
+        let Some(s) = sessions.get_mut(&key) else {
+            return false;
+        };
+        if present {
+            if !s.rooms.contains(&room) {
+                s.rooms.push(room);
             }
+        } else {
+            s.rooms.retain(|r| *r != room);
         }
+        true
     }
 
     /// The session is in the room.
@@ -473,6 +476,13 @@ impl Hub {
             }
         };
         metrics::counter!("chatcap_requests_total", "op" => req.op.name()).increment(1);
+        if crate::protocol::client::has_nul(&json) {
+            let e = WireError::new(
+                ErrorCode::InvalidArgument,
+                "text must not contain NUL characters (\\u0000)",
+            );
+            return self.send_error(key, Some(req.id), &e);
+        }
         if let Op::SignIn { .. } = req.op {
             return self.sign_in(key, req.id);
         }

@@ -311,7 +311,12 @@ impl Hub {
         }
         drop(hot);
         drop(dir);
-        self.session_rooms(key, room, true);
+        if !self.session_rooms(key, room, true) {
+            // The session closed while this join ran: it walked its rooms without this
+            // one, so leave it here (no ghost participant, a PART for the JOIN).
+            self.leave_room(key, room);
+            return Err(WireError::new(ErrorCode::NotSignedIn, "the session ended"));
+        }
         if let (Some(a), Some(b)) = (messages.first(), messages.last()) {
             let viewed = crate::compliance::viewed_range(a.seq, b.seq);
             self.comply(EventKind::Backchat, room, user.id, &viewed, None);
@@ -330,7 +335,7 @@ impl Hub {
                 format!("not in room {room}"),
             ));
         }
-        self.session_rooms(key, room, false);
+        let _ = self.session_rooms(key, room, false);
         self.leave_room(key, room);
         Ok(())
     }

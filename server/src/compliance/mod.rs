@@ -118,7 +118,8 @@ impl Hub {
                 kind: kind.code(),
                 room,
                 user,
-                content: content.to_string(),
+                // No NUL reaches the database (PostgreSQL refuses it in TEXT).
+                content: content.replace('\0', "\u{FFFD}"),
                 seq: if kind == EventKind::Chat { seq } else { None },
                 at_us: now_us(),
             });

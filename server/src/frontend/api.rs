@@ -1,6 +1,9 @@
 //! What every web service of the front end shares: who is calling (a bearer token,
 //! checked like a sign-in), and how a refusal becomes an HTTP reply.
 //!
+//! Each user's calls are rate-limited like a WebSocket session's (`front.rate_per_sec`,
+//! `front.rate_burst`, per user across their calls): beyond, 429 `rate_limited`.
+//!
 //! Errors are JSON `{"code": "...", "message": "..."}` with the protocol's error codes, so
 //! a web client and a chat client read the same vocabulary. Status codes: 400 bad input,
 //! 401 bad or expired token, 403 no right (on a room the caller may see), 404 unknown —
@@ -130,6 +133,14 @@ impl FromRequestParts<Arc<FrontEnd>> for Caller {
                 )
             })?;
         match fe.verify(token.trim()) {
+            Ok(user) if !fe.web_call_allowed(user) => {
+                metrics::counter!("chatcap_errors_total", "code" => "rate_limited").increment(1);
+                Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::RateLimited,
+                    "too many requests; slow down",
+                ))
+            }
             Ok(user) => Ok(Caller(user)),
             Err(VerifyError::NotReady) => Err(CallError::Unavailable.into()),
             Err(VerifyError::Token(TokenError::Expired)) => Err(unauthorized(

@@ -8,6 +8,7 @@
 //!   and [`FrontEnd::call`], which runs one operation as a user for the web services.
 //! - [`link`]: one link to a chat server (reconnecting; learns the token key in `Welcome`).
 //! - [`ws`]: one client connection: sign-in, rate limit, forwarding, slow-consumer policy.
+//! - [`rate`]: token buckets (per session, and per user for the web services).
 //! - [`api`]: what the web services share: the bearer-token caller, error replies.
 //! - [`http`]: the HTTP router: `/ws`, `/metrics`, `/healthz`, the web services.
 //! - [`rooms_api`]: the chat room management web service (`/api/…`, the `/rooms` page).
@@ -19,6 +20,7 @@ pub mod file_store;
 pub mod files;
 pub mod http;
 pub mod link;
+pub mod rate;
 pub mod rooms_api;
 pub mod ws;
 
@@ -101,6 +103,8 @@ pub struct FrontEnd {
     connections: AtomicUsize,
     /// The file store (shared with the pool's other front ends); `None`: no file service.
     pub file_store: Option<file_store::FileStore>,
+    /// Web-service calls per user (rate limit).
+    web_rate: rate::PerUser,
 }
 
 impl FrontEnd {
@@ -117,6 +121,7 @@ impl FrontEnd {
             next_session: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             file_store: None,
+            web_rate: rate::PerUser::default(),
         }
     }
 
@@ -141,6 +146,12 @@ impl FrontEnd {
     /// The key learnt from a chat server's `Welcome`.
     fn set_tokens(&self, key: TokenKey) {
         *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = Some(key);
+    }
+
+    /// Count one web-service call of `user`; false when over the rate limit.
+    pub fn web_call_allowed(&self, user: i64) -> bool {
+        self.web_rate
+            .take(user, self.config.rate_per_sec, self.config.rate_burst)
     }
 
     /// Check a sign-in token: the user it names.
@@ -305,29 +316,35 @@ impl FrontEnd {
     /// chat protocol gives that user: the web services' single way in. Returns the
     /// operation's `result`.
     pub async fn call(&self, user: i64, op: Op) -> Result<serde_json::Value, CallError> {
-        let mut s = self.register(user, 64).ok_or(CallError::Unavailable)?;
+        let Registered {
+            id,
+            uplink,
+            mut rx,
+            mut kick,
+        } = self.register(user, 64).ok_or(CallError::Unavailable)?;
+        // Ends the session on both sides however this future ends: answered, timed out, or
+        // dropped because the HTTP client went away mid-call.
+        let _ends = CallSession {
+            fe: self,
+            id,
+            uplink: uplink.clone(),
+        };
         let request = Request { id: 1, op };
         let json = Bytes::from(serde_json::to_vec(&request).unwrap_or_default());
         let outcome = async {
-            s.uplink
-                .send(Frame::Service {
-                    session: s.id,
-                    user,
-                })
+            uplink
+                .send(Frame::Service { session: id, user })
                 .await
                 .map_err(|_| CallError::Unavailable)?;
-            s.uplink
-                .send(Frame::Request {
-                    session: s.id,
-                    json,
-                })
+            uplink
+                .send(Frame::Request { session: id, json })
                 .await
                 .map_err(|_| CallError::Unavailable)?;
             // Pushes may arrive before the answer (a call that touches a room): skip them.
             loop {
                 let text = tokio::select! {
-                    text = s.rx.recv() => text.ok_or(CallError::NoAnswer)?,
-                    _ = &mut s.kick => return Err(CallError::NoAnswer),
+                    text = rx.recv() => text.ok_or(CallError::NoAnswer)?,
+                    _ = &mut kick => return Err(CallError::NoAnswer),
                 };
                 match ServerMsg::parse(text.as_str()) {
                     Ok(ServerMsg::Reply { id: 1, result }) => return Ok(result),
@@ -340,12 +357,32 @@ impl FrontEnd {
                 }
             }
         };
-        let result = tokio::time::timeout(CALL_TIMEOUT, outcome)
+        tokio::time::timeout(CALL_TIMEOUT, outcome)
             .await
-            .unwrap_or(Err(CallError::NoAnswer));
-        self.unregister(s.id);
-        let _ = s.uplink.send(Frame::Close { session: s.id }).await;
-        result
+            .unwrap_or(Err(CallError::NoAnswer))
+    }
+}
+
+/// The session of one web-service call; dropping it ends the session here and on the chat
+/// server.
+struct CallSession<'a> {
+    fe: &'a FrontEnd,
+    id: u64,
+    uplink: mpsc::Sender<Frame>,
+}
+
+impl Drop for CallSession<'_> {
+    fn drop(&mut self) {
+        self.fe.unregister(self.id);
+        let close = Frame::Close { session: self.id };
+        if let Err(mpsc::error::TrySendError::Full(close)) = self.uplink.try_send(close) {
+            // The link is busy: wait for room in a task of its own (a lost Close would
+            // leave the session open on the chat server).
+            let uplink = self.uplink.clone();
+            tokio::spawn(async move {
+                let _ = uplink.send(close).await;
+            });
+        }
     }
 }
 

@@ -15,38 +15,19 @@
 //!   for it: the room's other members keep receiving every message.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::SinkExt;
 
+use super::rate::Bucket;
 use super::{FrontEnd, VerifyError};
 use crate::auth::TokenError;
 use crate::protocol::client::RequestHead;
 use crate::protocol::reply::{error_json, push_json};
 use crate::protocol::session::Frame;
 use crate::protocol::{ErrorCode, Op, Push, Request, WireError};
-
-/// A token bucket.
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self, rate: f64, burst: f64) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// Longest wait for one write to a client; a client that does not read for this long is
 /// dropped (its task must not hang on it).
@@ -208,10 +189,7 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
             })
             .await
             .is_ok();
-    let mut bucket = Bucket {
-        tokens: fe.config.rate_burst,
-        last: Instant::now(),
-    };
+    let mut bucket = Bucket::full(fe.config.rate_burst);
     let mut reason = if opened {
         None
     } else {

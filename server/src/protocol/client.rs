@@ -484,6 +484,27 @@ pub const KNOWN_TYPES: &[&str] = &[
     "find_users",
 ];
 
+/// True when a JSON request carries a NUL character in any string (`\u0000`): no text of
+/// the protocol may hold one (PostgreSQL refuses it in `TEXT`, and it is never meant). The
+/// raw scan is cheap; the exact check runs only when the escape appears.
+pub fn has_nul(json: &[u8]) -> bool {
+    let escape = json
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && w[2..].eq_ignore_ascii_case(b"0000"));
+    if !escape {
+        return false;
+    }
+    fn walk(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(a) => a.iter().any(walk),
+            serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    serde_json::from_slice::<serde_json::Value>(json).is_ok_and(|v| walk(&v))
+}
+
 /// The error reply for a request that does not parse, and the request id if one can be
 /// read: `unknown_type` when the `type` is not one the server knows, `bad_request`
 /// otherwise. Front ends and chat servers answer alike through this one function.
@@ -523,6 +544,15 @@ mod tests {
         let back: Request =
             serde_json::from_str(&serde_json::to_string(&req).expect("ser")).expect("de");
         assert_eq!(back, req);
+    }
+
+    #[test]
+    fn nul_characters_are_found_only_where_they_are() {
+        assert!(has_nul(br#"{"id":1,"type":"post","text":"a\u0000b"}"#));
+        assert!(has_nul(br#"{"id":1,"type":"search","text":"\u0000"}"#));
+        assert!(!has_nul(br#"{"id":1,"type":"post","text":"plain"}"#));
+        // A backslash followed by the letters u0000 is text, not a NUL.
+        assert!(!has_nul(br#"{"id":1,"type":"post","text":"C:\\u0000"}"#));
     }
 
     #[test]
