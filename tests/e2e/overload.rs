@@ -248,8 +248,7 @@ async fn web_calls_beyond_the_rate_are_refused_429() {
     let addr = srv.running.http_addr;
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        let (status, _) =
-            crate::common::procs::http_get_as(addr, "/api/rooms", Some(&token)).await;
+        let (status, _) = crate::common::procs::http_get_as(addr, "/api/rooms", Some(&token)).await;
         statuses.push(status);
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
