@@ -214,17 +214,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The settings file (`--config`), or the defaults without one; a file that cannot be
+/// read or parsed is a usage error naming it.
+pub fn settings_file(path: Option<&std::path::Path>) -> anyhow::Result<ServeConfig> {
+    let Some(path) = path else {
+        return Ok(ServeConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    Ok(toml::from_str::<ServeConfig>(&text)
+        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?)
+}
+
 /// Load the settings file and apply flags.
 pub fn serve_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
-    let mut cfg = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
-            toml::from_str::<ServeConfig>(&text)
-                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?
-        }
-        None => ServeConfig::default(),
-    };
+    let mut cfg = settings_file(args.config.as_deref())?;
     if let Some(v) = &args.data_dir {
         cfg.data_dir = v.clone();
     }

@@ -56,15 +56,7 @@ pub async fn run(cmd: ComplianceCommand) -> anyhow::Result<()> {
 }
 
 fn config(args: &ExportArgs) -> anyhow::Result<ServeConfig> {
-    let mut cfg = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
-            toml::from_str::<ServeConfig>(&text)
-                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?
-        }
-        None => ServeConfig::default(),
-    };
+    let mut cfg = crate::cli::settings_file(args.config.as_deref())?;
     if let Some(v) = &args.data_dir {
         cfg.data_dir = v.clone();
     }
