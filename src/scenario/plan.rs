@@ -263,6 +263,8 @@ pub struct RunPlan {
     pub file_kb: u32,
     /// Where latency objectives are judged.
     pub slo_window: SloWindow,
+    /// With `LastPhase`: the part of the phase's start left out.
+    pub slo_settle: Duration,
 }
 
 impl RunPlan {
@@ -275,7 +277,9 @@ impl RunPlan {
     /// the whole run, the start of the last phase for `last_phase`.
     pub fn slo_window_start(&self) -> Duration {
         match (self.slo_window, self.phases.last()) {
-            (SloWindow::LastPhase, Some(last)) => self.duration().saturating_sub(last.duration),
+            (SloWindow::LastPhase, Some(last)) => {
+                self.duration().saturating_sub(last.duration) + self.slo_settle
+            }
             _ => Duration::ZERO,
         }
     }

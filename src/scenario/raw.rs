@@ -46,6 +46,8 @@ pub struct Scenario {
     pub slo: BTreeMap<String, String>,
     /// Where latency objectives are judged: `"run"` (default) or `"last_phase"`.
     pub slo_window: Option<String>,
+    /// With `last_phase`: leave out this much of the phase's start (a ramp's backlog).
+    pub slo_settle: Option<DurationValue>,
 }
 
 fn default_seed() -> u64 {

@@ -544,4 +544,18 @@ fn the_slo_window_starts_at_the_last_phase() {
     )
     .expect("valid");
     assert_eq!(last.slo_window_start(), Duration::from_secs(30));
+    let settled = Scenario::parse(
+        &format!("slo_window = \"last_phase\"\nslo_settle = \"15s\"\n{HEAD}{load}"),
+        Path::new("t.toml"),
+    )
+    .expect("valid");
+    assert_eq!(settled.slo_window_start(), Duration::from_secs(45));
+    for bad in [
+        "slo_settle = \"15s\"\n",
+        "slo_window = \"last_phase\"\nslo_settle = \"3m\"\n",
+    ] {
+        let err = Scenario::parse(&format!("{bad}{HEAD}{load}"), Path::new("t.toml"))
+            .expect_err("refused");
+        assert!(err.to_string().contains("slo_settle"), "{err}");
+    }
 }

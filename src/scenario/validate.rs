@@ -123,6 +123,22 @@ pub(crate) fn validate(
         }
     };
 
+    let slo_settle = raw.slo_settle.map(|d| d.0).unwrap_or_default();
+    if !slo_settle.is_zero() {
+        let last = phases.last().map(|p| p.duration).unwrap_or_default();
+        if slo_window != SloWindow::LastPhase {
+            cx.err(
+                &root.key("slo_settle"),
+                "applies only with slo_window = \"last_phase\"",
+            );
+        } else if slo_settle >= last {
+            cx.err(
+                &root.key("slo_settle"),
+                format!("must be shorter than the last phase ({} s)", last.as_secs()),
+            );
+        }
+    }
+
     if !cx.problems.is_empty() {
         return Err(ScenarioError::Invalid(cx.problems));
     }
@@ -134,6 +150,7 @@ pub(crate) fn validate(
         ops,
         history_on_join: raw.behaviour.history_on_join,
         slo_window,
+        slo_settle,
         workload,
         phases,
         level: raw.behaviour.level.0,
