@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// (e.g. 127.0.0.1:5041,127.0.0.1:5042).
     #[arg(long = "chat", value_delimiter = ',')]
     pub chat_servers: Vec<std::net::SocketAddr>,
+    /// A secret shared by the pool's chat servers and front ends: chat servers then hand
+    /// their token key only to front ends that prove it (unset: links are trusted).
+    #[arg(long, env = "CHATCAP_LINK_SECRET", hide_env_values = true)]
+    pub link_secret: Option<String>,
     /// HTTP address: clients (WebSocket /ws), web services and /metrics on a front end;
     /// /metrics and /healthz on a chat server.
     #[arg(long)]
@@ -237,6 +241,9 @@ pub fn serve_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     }
     if !args.chat_servers.is_empty() {
         cfg.chat_servers = args.chat_servers.clone();
+    }
+    if let Some(v) = &args.link_secret {
+        cfg.link_secret = Some(v.clone());
     }
     if let Some(v) = args.listen {
         cfg.listen = v;

@@ -23,6 +23,22 @@ pub enum TokenError {
     Expired,
 }
 
+/// The proof a front end gives of the link secret: HMAC-SHA256(secret, nonce ‖ name).
+pub fn link_proof(secret: &[u8], nonce: &[u8], name: &str) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
+    mac.update(nonce);
+    mac.update(name.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Check a link proof (in constant time).
+pub fn link_proof_ok(secret: &[u8], nonce: &[u8], name: &str, proof: &[u8]) -> bool {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
+    mac.update(nonce);
+    mac.update(name.as_bytes());
+    mac.verify_slice(proof).is_ok()
+}
+
 /// The key that signs and checks tokens.
 #[derive(Clone)]
 pub struct TokenKey {

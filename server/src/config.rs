@@ -145,6 +145,10 @@ pub struct ServeConfig {
     pub role: Role,
     /// Front-end role: the chat servers to link to (port 5041 of each).
     pub chat_servers: Vec<SocketAddr>,
+    /// A secret shared by the pool's chat servers and front ends: a chat server then hands
+    /// its token key only to front ends that prove it (`Challenge`/`Proof`). Unset: links
+    /// are trusted (loopback, a private network).
+    pub link_secret: Option<String>,
     /// Folder for the SQLite files and exports.
     pub data_dir: PathBuf,
     /// Front end: clients (WebSocket `/ws`), web services, `/metrics`.
@@ -173,6 +177,7 @@ impl Default for ServeConfig {
         Self {
             role: Role::Single,
             chat_servers: Vec::new(),
+            link_secret: None,
             data_dir: PathBuf::from("data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             chat_listen: SocketAddr::from(([127, 0, 0, 1], 5041)),
@@ -234,6 +239,9 @@ impl ServeConfig {
         }
         if self.front.max_file_kb == 0 {
             return Err("front.max_file_kb must be above 0".into());
+        }
+        if self.link_secret.as_deref().is_some_and(str::is_empty) {
+            return Err("link_secret must not be empty".into());
         }
         if self.front.max_connections == 0 {
             return Err("front.max_connections must be above 0".into());

@@ -159,10 +159,15 @@ async fn start_chat(
     crate::compliance::start(cfg, &hub, &compliance, shutdown, tasks)?;
     let listener = bind(cfg.chat_listen).await?;
     let addr = local_addr(&listener, cfg.chat_listen)?;
+    let link_secret = cfg
+        .link_secret
+        .as_ref()
+        .map(|s| Arc::<[u8]>::from(s.as_bytes()));
     tasks.spawn(crate::chat::link::serve(
         hub.clone(),
         listener,
         tokens.clone(),
+        link_secret,
         shutdown.clone(),
     ));
     Ok(ChatPart {
@@ -186,7 +191,8 @@ fn start_front(
             cfg.front.clone(),
             chat_servers.len(),
         )
-        .with_file_store(cfg.file_store_dir()),
+        .with_file_store(cfg.file_store_dir())
+        .with_link_secret(cfg.link_secret.clone()),
     );
     for (index, addr) in chat_servers.iter().enumerate() {
         tasks.spawn(crate::frontend::link::supervise(

@@ -363,3 +363,94 @@ async fn files_and_room_changes_made_through_one_front_end_process_show_through_
         }
     }
 }
+
+#[tokio::test]
+async fn with_a_link_secret_only_front_ends_that_prove_it_get_the_token_key() {
+    use chatcap_server::protocol::session::{codec, Frame, VERSION};
+    use futures_util::{SinkExt, StreamExt};
+
+    let data = Data::new(Backend::Sqlite).await;
+    let p = people(&data);
+    let chat = data
+        .serve(
+            "chat",
+            &[
+                "--role",
+                "chat",
+                "--listen",
+                "127.0.0.1:0",
+                "--chat-listen",
+                "127.0.0.1:0",
+                "--link-secret",
+                "pool-secret",
+            ],
+        )
+        .await;
+    let link = chat.chat_addr().expect("chat link").to_string();
+    let front = |secret: &'static str| {
+        [
+            "--role",
+            "frontend",
+            "--listen",
+            "127.0.0.1:0",
+            "--chat",
+            &link,
+            "--link-secret",
+            secret,
+        ]
+        .map(str::to_string)
+    };
+    let good_args = front("pool-secret");
+    let good_args: Vec<&str> = good_args.iter().map(String::as_str).collect();
+    let good = data.serve("fe-good", &good_args).await;
+    let bad_args = front("wrong-secret");
+    let bad_args: Vec<&str> = bad_args.iter().map(String::as_str).collect();
+    let bad = data.serve("fe-bad", &bad_args).await;
+
+    // The front end that knows the secret serves users.
+    let id = closed_room(&good.ws_url(), &p, "secret-links").await;
+    let mut alice = signed_in(&good.ws_url(), &p.alice.1).await;
+    join(&mut alice, id).await;
+    // The one that does not never links, so it holds no token key and signs nobody in.
+    let (status, body) = http_get(bad.ready.http, "/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    let mut c = Client::connect(&bad.ws_url()).await.expect("connect");
+    c.timeout = Duration::from_secs(10);
+    let refused = c
+        .call(Op::SignIn {
+            token: p.alice.1.clone(),
+        })
+        .await
+        .expect("a reply");
+    assert_eq!(refused.err().map(|e| e.code), Some(ErrorCode::Busy));
+
+    // A peer that merely reaches the port gets a challenge, never the key.
+    let stream = tokio::net::TcpStream::connect(chat.chat_addr().expect("link"))
+        .await
+        .expect("connect");
+    let mut framed = tokio_util::codec::Framed::new(stream, codec());
+    let hello = Frame::Hello {
+        version: VERSION,
+        name: "intruder".into(),
+    };
+    framed.send(hello.to_bytes()).await.expect("hello");
+    let first = framed.next().await.expect("a frame").expect("read");
+    assert!(matches!(
+        Frame::decode(first.freeze()),
+        Ok(Frame::Challenge { .. })
+    ));
+    let proof = Frame::Proof {
+        mac: bytes::Bytes::from_static(b"guess"),
+    };
+    framed.send(proof.to_bytes()).await.expect("proof");
+    let after = tokio::time::timeout(Duration::from_secs(10), framed.next())
+        .await
+        .expect("the link is closed in time");
+    assert!(
+        !matches!(after, Some(Ok(_))),
+        "a wrong proof gets nothing: {after:?}"
+    );
+    for process in [good, bad, chat] {
+        process.kill().await;
+    }
+}

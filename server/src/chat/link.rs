@@ -14,14 +14,16 @@ use tokio_util::sync::CancellationToken;
 use bytes::Bytes;
 
 use super::{Hub, SessionKey};
-use crate::auth::TokenKey;
+use crate::auth::{link_proof_ok, TokenKey};
 use crate::protocol::session::{codec, Frame, VERSION};
 
-/// Accept links until `shutdown`; each accepted link is welcomed with `tokens`.
+/// Accept links until `shutdown`; each accepted link is welcomed with `tokens` — after it
+/// has proved `link_secret`, when there is one.
 pub async fn serve(
     hub: Arc<Hub>,
     listener: TcpListener,
     tokens: TokenKey,
+    link_secret: Option<Arc<[u8]>>,
     shutdown: CancellationToken,
 ) {
     let secret = Bytes::copy_from_slice(tokens.secret());
@@ -31,7 +33,13 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::debug!(%peer, "link accepted");
-                    tokio::spawn(run_link(hub.clone(), stream, secret.clone(), shutdown.clone()));
+                    tokio::spawn(run_link(
+                        hub.clone(),
+                        stream,
+                        secret.clone(),
+                        link_secret.clone(),
+                        shutdown.clone(),
+                    ));
                 }
                 Err(e) => {
                     // Out of descriptors and the like: wait a little rather than spin.
@@ -43,22 +51,53 @@ pub async fn serve(
     }
 }
 
-async fn run_link(hub: Arc<Hub>, stream: TcpStream, secret: Bytes, shutdown: CancellationToken) {
+/// How long a front end has to send `Hello` (and `Proof`).
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn run_link(
+    hub: Arc<Hub>,
+    stream: TcpStream,
+    secret: Bytes,
+    link_secret: Option<Arc<[u8]>>,
+    shutdown: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let (mut sink, mut source) = Framed::new(stream, codec()).split();
-    match source.next().await {
-        Some(Ok(body)) => match Frame::decode(body.freeze()) {
+    let name = match tokio::time::timeout(HANDSHAKE, source.next()).await {
+        Ok(Some(Ok(body))) => match Frame::decode(body.freeze()) {
             Ok(Frame::Hello {
                 version: VERSION,
                 name,
-            }) => tracing::info!(front_end = %name, "link up"),
+            }) => name,
             other => {
                 tracing::warn!(?other, "link refused: first frame must be Hello v{VERSION}");
                 return;
             }
         },
         _ => return,
+    };
+    if let Some(link_secret) = link_secret {
+        let nonce: [u8; 32] = rand::random();
+        let challenge = Frame::Challenge {
+            nonce: Bytes::copy_from_slice(&nonce),
+        };
+        if sink.send(challenge.to_bytes()).await.is_err() {
+            return;
+        }
+        let proved = match tokio::time::timeout(HANDSHAKE, source.next()).await {
+            Ok(Some(Ok(body))) => matches!(
+                Frame::decode(body.freeze()),
+                Ok(Frame::Proof { mac }) if link_proof_ok(&link_secret, &nonce, &name, &mac)
+            ),
+            _ => false,
+        };
+        if !proved {
+            metrics::counter!("chatcap_links_refused_total").increment(1);
+            tracing::warn!(front_end = %name, "link refused: no valid proof of the link secret");
+            return;
+        }
     }
+    tracing::info!(front_end = %name, "link up");
     if sink
         .send(Frame::Welcome { secret }.to_bytes())
         .await

@@ -21,7 +21,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use super::FrontEnd;
-use crate::auth::TokenKey;
+use crate::auth::{link_proof, TokenKey};
 use crate::protocol::session::{codec, Frame, VERSION};
 
 /// Frames queued toward the chat server.
@@ -62,15 +62,36 @@ async fn run(fe: &Arc<FrontEnd>, index: usize, stream: TcpStream, shutdown: &Can
     if sink.send(hello.to_bytes()).await.is_err() {
         return;
     }
-    match source.next().await {
-        Some(Ok(body)) => match Frame::decode(body.freeze()) {
-            Ok(Frame::Welcome { secret }) => fe.set_tokens(TokenKey::new(secret.to_vec())),
+    // `Welcome`, or first `Challenge` (a chat server with a link secret), then `Welcome`.
+    loop {
+        let frame = match source.next().await {
+            Some(Ok(body)) => Frame::decode(body.freeze()),
+            _ => return,
+        };
+        match frame {
+            Ok(Frame::Welcome { secret }) => {
+                fe.set_tokens(TokenKey::new(secret.to_vec()));
+                break;
+            }
+            Ok(Frame::Challenge { nonce }) => {
+                let Some(link_secret) = &fe.link_secret else {
+                    tracing::error!(
+                        link = index,
+                        "the chat server asks for the link secret: set link_secret (--link-secret)"
+                    );
+                    return;
+                };
+                let mac = link_proof(link_secret.as_bytes(), &nonce, &fe.name);
+                let proof = Frame::Proof { mac: mac.into() };
+                if sink.send(proof.to_bytes()).await.is_err() {
+                    return;
+                }
+            }
             other => {
                 tracing::warn!(?other, "chat server did not answer Hello with Welcome");
                 return;
             }
-        },
-        _ => return,
+        }
     }
     let (tx, mut rx) = mpsc::channel::<Frame>(UPLINK_QUEUE);
     fe.set_link(index, Some(tx));

@@ -105,6 +105,8 @@ pub struct FrontEnd {
     pub file_store: Option<file_store::FileStore>,
     /// Web-service calls per user (rate limit).
     web_rate: rate::PerUser,
+    /// The pool's link secret, proved to chat servers that ask (`Challenge`).
+    pub link_secret: Option<String>,
 }
 
 impl FrontEnd {
@@ -122,7 +124,14 @@ impl FrontEnd {
             connections: AtomicUsize::new(0),
             file_store: None,
             web_rate: rate::PerUser::default(),
+            link_secret: None,
         }
+    }
+
+    /// Prove `secret` to chat servers that ask for the link secret.
+    pub fn with_link_secret(mut self, secret: Option<String>) -> Self {
+        self.link_secret = secret;
+        self
     }
 
     /// Serve files from the file store at `dir` (created on first upload).

@@ -14,13 +14,17 @@
 //! | 7 `Kick` | chat → FE | u64 session, UTF-8 reason: the chat server ended the session |
 //! | 8 `Welcome` | chat → FE | the pool's token key (answer to `Hello`) |
 //! | 9 `Service` | FE → chat | u64 session, i64 user id: a session already signed in, for one web-service call |
+//! | 10 `Challenge` | chat → FE | a random nonce: prove the link secret before `Welcome` |
+//! | 11 `Proof` | FE → chat | HMAC-SHA256(link secret, nonce ‖ front-end name) |
 //!
 //! The front end authenticates the user before `Open`; the chat server trusts the link,
 //! and hands the front end the key that checks tokens in `Welcome` (front ends hold no
 //! secret of their own and need no database). A `Service` session is how the web services
 //! (room management, files) run an operation as a user with the same rights as the chat
 //! protocol: it is signed in from the start, never changes the user's presence, and is
-//! closed with `Close` once the reply has arrived.
+//! closed with `Close` once the reply has arrived. A chat server with a link secret
+//! (`link_secret`) answers `Hello` with `Challenge` and sends `Welcome` only after a valid
+//! `Proof`: then nobody who merely reaches the port learns the token key.
 //! A push to many sessions of one front end crosses the link once (`Fanout`) and is
 //! serialised once. All integers are big-endian.
 
@@ -94,6 +98,16 @@ pub enum Frame {
         /// The authenticated user.
         user: i64,
     },
+    /// The chat server asks the front end to prove the link secret.
+    Challenge {
+        /// Random bytes.
+        nonce: Bytes,
+    },
+    /// The front end's answer to `Challenge`.
+    Proof {
+        /// HMAC-SHA256(link secret, nonce ‖ front-end name).
+        mac: Bytes,
+    },
 }
 
 /// A frame that could not be decoded.
@@ -166,6 +180,14 @@ impl Frame {
                 out.put_u8(9);
                 out.put_u64(*session);
                 out.put_i64(*user);
+            }
+            Frame::Challenge { nonce } => {
+                out.put_u8(10);
+                out.put_slice(nonce);
+            }
+            Frame::Proof { mac } => {
+                out.put_u8(11);
+                out.put_slice(mac);
             }
         }
     }
@@ -246,6 +268,8 @@ impl Frame {
                 }
             }
             8 => Frame::Welcome { secret: body },
+            10 => Frame::Challenge { nonce: body },
+            11 => Frame::Proof { mac: body },
             9 => {
                 need(&body, 16)?;
                 Frame::Service {
@@ -303,6 +327,12 @@ mod tests {
             Frame::Service {
                 session: 5,
                 user: 77,
+            },
+            Frame::Challenge {
+                nonce: Bytes::from_static(b"n0nce"),
+            },
+            Frame::Proof {
+                mac: Bytes::from_static(b"m4c"),
             },
         ];
         for f in frames {
