@@ -20,6 +20,7 @@ pub mod cmd;
 mod connect;
 pub mod execute;
 pub mod files;
+pub mod http_reply;
 pub mod net;
 pub mod processes;
 pub mod reconcile;

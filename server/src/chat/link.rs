@@ -141,7 +141,9 @@ async fn run_link(
                 // A user created after this server loaded its directory (`chatcap user
                 // add`, another server of the pool) is looked up before the call's request,
                 // which follows on this link, is read. Rare, and one query.
-                hub.learn_user_id(user).await;
+                if let Err(e) = hub.learn_user_id(user).await {
+                    tracing::error!(error = %e, user, "storage failure looking up a user");
+                }
                 hub.open_service_session(SessionKey { link, session }, user)
             }
             Ok(Frame::Request { session, json }) => hub.handle(SessionKey { link, session }, json),

@@ -15,6 +15,7 @@
 //! - [`social`]: invitations and followed rooms (unread counts).
 //! - [`files`]: files posted to rooms: rights, metadata, the announcing message.
 //! - [`status`]: `/metrics` and `/healthz` when the chat server runs on its own.
+//! - `signin`: signing a session in, and learning users created after the start.
 //!
 //! The hub never speaks SQL (that is `store`) and never touches WebSockets (that is the
 //! front end): it sees sessions only as (link, session) keys and JSON bytes.
@@ -28,6 +29,7 @@ pub mod ops;
 pub mod presence;
 pub mod rights;
 pub mod room;
+mod signin;
 pub mod social;
 pub mod status;
 
@@ -404,22 +406,6 @@ impl Hub {
             .len()
     }
 
-    /// Make sure the directory knows user `id`, looking it up in the database when it does
-    /// not (a user created after this server loaded its directory). Unknown users and
-    /// storage failures leave the directory as it was: the request then fails as usual.
-    pub async fn learn_user_id(&self, id: i64) {
-        if self.dir().users.contains_key(&id) {
-            return;
-        }
-        match self.store.user_by_id(id).await {
-            Ok(Some(u)) => {
-                self.dir_mut().users.insert(u.id, u);
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, user = id, "storage failure looking up a user"),
-        }
-    }
-
     /// Front-end links connected now.
     pub fn link_count(&self) -> usize {
         self.links.read().unwrap_or_else(|p| p.into_inner()).len()
@@ -523,94 +509,6 @@ impl Hub {
             Ok(json) => self.send(key, json),
             Err(e) => self.send_error(key, Some(id), &e),
         }
-    }
-
-    fn sign_in(self: &Arc<Self>, key: SessionKey, id: u64) {
-        let outcome = {
-            let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            match sessions.get_mut(&key) {
-                None => Err(WireError::new(ErrorCode::NotSignedIn, "no such session")),
-                Some(s) if s.signed_in => Err(WireError::new(
-                    ErrorCode::AlreadySignedIn,
-                    "this connection is signed in already",
-                )),
-                Some(s) => {
-                    s.signed_in = true;
-                    Ok(s.user)
-                }
-            }
-        };
-        let user = match outcome {
-            Ok(user) => user,
-            Err(e) => return self.send_error(key, Some(id), &e),
-        };
-        let known = self.dir().users.get(&user).cloned();
-        if let Some(u) = known {
-            return self.signed_in(key, id, &u);
-        }
-        // A user created after this server loaded its directory (`chatcap user add`, or
-        // another server of the pool): look it up once.
-        let hub = self.clone();
-        tokio::spawn(async move {
-            match hub.store.user_by_id(user).await {
-                Ok(Some(u)) => {
-                    hub.dir_mut().users.insert(u.id, u.clone());
-                    hub.signed_in(key, id, &u);
-                }
-                Ok(None) => hub.refuse_sign_in(
-                    key,
-                    id,
-                    WireError::new(ErrorCode::InvalidToken, "unknown user"),
-                ),
-                Err(e) => {
-                    tracing::error!(error = %e, "storage failure at sign-in");
-                    let err = WireError::new(
-                        ErrorCode::Internal,
-                        "storage unavailable; sign in again later",
-                    );
-                    hub.refuse_sign_in(key, id, err);
-                }
-            }
-        });
-    }
-
-    fn signed_in(&self, key: SessionKey, id: u64, u: &User) {
-        let changed = self.presence_book().session_opened(u.id);
-        if let Some(state) = changed {
-            self.push_presence(u.id, state);
-        }
-        let reply = crate::protocol::reply::SignedIn {
-            user: crate::protocol::UserInfo {
-                id: u.id,
-                name: u.name.clone(),
-                admin: u.admin,
-            },
-            server_time_us: crate::model::now_us(),
-        };
-        self.send(key, crate::protocol::reply::reply_json(id, &reply));
-    }
-
-    /// Refuse a sign-in: the error, then the end of the session.
-    fn refuse_sign_in(&self, key: SessionKey, id: u64, e: WireError) {
-        self.send_error(key, Some(id), &e);
-        let reason = e.code.as_str().to_string();
-        self.send_frame(
-            key.link,
-            Frame::Kick {
-                session: key.session,
-                reason,
-            },
-        );
-        // Not signed in after all: nothing to tell watchers.
-        if let Some(s) = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&key)
-        {
-            s.signed_in = false;
-        }
-        self.close_session(key);
     }
 
     /// Test hook: drop every `n`th delivery (0 turns it off).
