@@ -256,13 +256,9 @@ impl Hub {
                     ));
                 }
                 let live = self.loaded_room(*room).await?;
-                // Numbering must never restart, even when every message is deleted.
+                // Numbering never restarts, even when every message is deleted: it comes
+                // from the room's row (`store::sequence`), which clearing leaves alone.
                 self.flush().await;
-                let top = live.hot().last_committed;
-                self.store
-                    .raise_last_seq(*room, top)
-                    .await
-                    .map_err(store_err)?;
                 let n = self
                     .store
                     .clear_history(*room, *before_us)

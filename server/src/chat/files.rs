@@ -15,7 +15,10 @@
 //! The first three come only from the file web service (a `Service` session): a WebSocket
 //! client cannot announce a file it did not upload, nor record a download it never made.
 
-use super::room::RoomLive;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
 use super::{rights, Hub, PostTag, SessionKey};
 use crate::compliance::EventKind;
 use crate::model::{now_us, User};
@@ -28,14 +31,6 @@ use crate::protocol::{ErrorCode, Message, Op, Request, WireError};
 use crate::store::commit::Entry;
 use crate::store::files::{size_of, FileRow};
 use crate::store::StoreError;
-
-/// The poster of a file announcement: no session. Link ids start at 1, so the
-/// acknowledgement addressed here goes nowhere, and every session in the room — the
-/// uploader's own included — receives the message as a push.
-const NO_SESSION: SessionKey = SessionKey {
-    link: 0,
-    session: 0,
-};
 
 /// Most files `file_list` returns.
 const MAX_LIST: u32 = 1000;
@@ -89,7 +84,7 @@ fn stored_file(row: &FileRow, seq: Option<i64>) -> Result<StoredFile, WireError>
 impl Hub {
     /// `file_begin`, `file_commit`, `file_info`, `file_list`.
     pub(super) async fn files_op(
-        &self,
+        self: &Arc<Self>,
         key: SessionKey,
         user: &User,
         req: &Request,
@@ -116,7 +111,7 @@ impl Hub {
                 let stored = commit_args(file, name, *size, sha256)?;
                 self.may_upload(user, *room)?;
                 self.refuse_if_busy()?;
-                let live = self.loaded_room(*room).await?;
+                self.loaded_room(*room).await?;
                 let row = FileRow {
                     stored: stored.to_string(),
                     room: *room,
@@ -127,11 +122,15 @@ impl Hub {
                     uploaded_at_us: now_us(),
                 };
                 self.store.insert_file(&row).await.map_err(storage)?;
-                // Rights may have changed while the row was written: checked again, with
-                // no wait between the check and the numbering.
-                let announced = self
+                // Rights may have changed while the row was written: checked again. The
+                // reply waits for the announcement's commit and delivery, like a post's ack.
+                let announced = match self
                     .may_upload(user, *room)
-                    .and_then(|persist| self.announce(&live, user, &row, persist));
+                    .and_then(|persist| self.announce(user, &row, persist))
+                {
+                    Ok(numbered) => numbered.await.unwrap_or_else(|_| Err(shutting_down())),
+                    Err(e) => Err(e),
+                };
                 let seq = match announced {
                     Ok(seq) => seq,
                     Err(e) => {
@@ -144,9 +143,6 @@ impl Hub {
                 self.comply(EventKind::FileUpload, *room, user.id, &row.stored, None);
                 metrics::counter!("chatcap_files_uploaded_total").increment(1);
                 metrics::counter!("chatcap_file_bytes_uploaded_total").increment(*size);
-                // Acknowledged posts are durable: the reply waits for the announcement's
-                // commit (and delivery), like a post's ack.
-                self.flush().await;
                 Ok(reply_json(id, &stored_file(&row, Some(seq))?))
             }
             Op::FileInfo { room, file } => {
@@ -226,48 +222,37 @@ impl Hub {
         crate::compliance::refuse_if_backlogged(self)
     }
 
-    /// Number the message announcing `row` and queue it for commit; returns its seq.
+    /// Queue the message announcing `row` for commit; the receiver gets its number once
+    /// it is committed and delivered (or why it was not).
     fn announce(
         &self,
-        live: &RoomLive,
         user: &User,
         row: &FileRow,
         persist: bool,
-    ) -> Result<i64, WireError> {
+    ) -> Result<oneshot::Receiver<Result<i64, WireError>>, WireError> {
         let size = size_of(row).map_err(storage)?;
-        let text = announcement(row.room, &row.stored, &row.name, size);
-        let mut hot = live.hot();
-        let seq = hot.next_seq;
-        hot.next_seq += 1;
+        let (done, numbered) = oneshot::channel();
         let entry = Entry {
             msg: Message {
                 room: row.room,
-                seq,
+                seq: 0,
                 author: user.id,
-                text,
+                text: announcement(row.room, &row.stored, &row.name, size),
                 client_msg_id: format!("{ANNOUNCEMENT_PREFIX}{}", row.stored),
                 posted_at_us: now_us(),
                 sent_at_us: None,
                 removed: false,
             },
             persist,
-            fresh: true,
-            tag: PostTag {
-                key: NO_SESSION,
-                request: 0,
-                duplicate: false,
-            },
+            tag: PostTag::Internal(done),
         };
-        // Queued under the room lock: the committer sees this room's posts in seq order.
-        if self.committer().push(entry).is_err() {
-            hot.next_seq -= 1;
-            return Err(WireError::new(
-                ErrorCode::Internal,
-                "the server is shutting down",
-            ));
-        }
-        Ok(seq)
+        self.committer().push(entry).map_err(|_| shutting_down())?;
+        Ok(numbered)
     }
+}
+
+fn shutting_down() -> WireError {
+    WireError::new(ErrorCode::Internal, "the server is shutting down")
 }
 
 /// Check `file_commit`'s arguments; the stored name they name.

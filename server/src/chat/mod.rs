@@ -75,15 +75,18 @@ struct LinkHandle {
     closed: CancellationToken,
 }
 
-/// The tag a queued post carries: who to acknowledge, and for which request.
+/// The tag a queued post carries: whom to tell what became of it.
 #[derive(Debug)]
-pub struct PostTag {
-    /// The posting session.
-    pub key: SessionKey,
-    /// The request id to acknowledge.
-    pub request: u64,
-    /// A retry of an already-numbered message: acknowledge only.
-    pub duplicate: bool,
+pub enum PostTag {
+    /// A client's post: acknowledge request `request` of session `key` (or refuse it).
+    Client {
+        /// The posting session.
+        key: SessionKey,
+        /// The request id to acknowledge.
+        request: u64,
+    },
+    /// A post the server makes itself (a file's announcement): its number, or why not.
+    Internal(tokio::sync::oneshot::Sender<Result<i64, WireError>>),
 }
 
 /// The shared state of one chat server. Cloning the `Arc<Hub>` is how tasks share it.
@@ -135,7 +138,8 @@ impl Hub {
             in_flight: AtomicUsize::new(0),
             dropped_counter: AtomicUsize::new(0),
         });
-        let committer = Committer::start(store, Arc::new(delivery::Sink(Arc::downgrade(&hub))));
+        let sink = Arc::new(delivery::Sink(Arc::downgrade(&hub)));
+        let committer = Committer::start(store, sink, hub.config.dedupe_window);
         let _ = hub.committer.set(committer);
         Ok(hub)
     }
@@ -162,19 +166,23 @@ impl Hub {
 
     /// The live state of a room (created empty on first use; loaded by `ops`).
     pub fn room(&self, id: i64) -> Arc<RoomLive> {
-        if let Some(r) = self
-            .rooms
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-        {
-            return r.clone();
+        if let Some(r) = self.live_room(id) {
+            return r;
         }
         let mut rooms = self.rooms.write().unwrap_or_else(|p| p.into_inner());
         rooms
             .entry(id)
             .or_insert_with(|| Arc::new(RoomLive::new(id)))
             .clone()
+    }
+
+    /// The live state of a room, if this server has one (never creates it).
+    pub fn live_room(&self, id: i64) -> Option<Arc<RoomLive>> {
+        self.rooms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
     }
 
     /// Forget a room's live state (after deletion).

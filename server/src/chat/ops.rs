@@ -237,26 +237,31 @@ impl Hub {
         }
     }
 
-    /// Load a room's recent history and numbering, once.
-    pub(super) async fn loaded_room(&self, id: i64) -> Result<Arc<RoomLive>, WireError> {
+    /// Load a room's recent history and numbering, once; then deliver what was committed
+    /// while it loaded.
+    pub(super) async fn loaded_room(self: &Arc<Self>, id: i64) -> Result<Arc<RoomLive>, WireError> {
         let live = self.room(id);
         let cap = self.config.history as usize;
         let window = self.config.dedupe_window;
         let fetch = cap.max(window) as u32;
-        let floor = self.dir().rooms.get(&id).map(|r| r.last_seq).unwrap_or(0);
         let store = self.store.clone();
-        live.ensure_loaded(cap, window, || async move {
-            let recent = store.recent_messages(id, fetch).await?;
-            let top = recent.last().map(|m| m.seq).unwrap_or(0).max(floor);
-            Ok::<_, crate::store::StoreError>((recent, top))
-        })
+        live.ensure_loaded(
+            cap,
+            window,
+            || async move { store.room_tail(id, fetch).await },
+        )
         .await
         .map_err(internal)?;
+        let mut hot = live.hot();
+        if !hot.pending.is_empty() {
+            self.drain(&live, &mut hot);
+        }
+        drop(hot);
         Ok(live)
     }
 
     async fn join(
-        &self,
+        self: &Arc<Self>,
         key: SessionKey,
         user: &User,
         room: i64,
@@ -411,48 +416,29 @@ impl Hub {
             ));
         }
         crate::compliance::refuse_if_backlogged(self)?;
-        let live = self.room(room);
-        let mut hot = live.hot();
-        // A retry is acknowledged with the original's number and time.
-        let (seq, posted_at_us, duplicate) = match hot.seen(user.id, client_msg_id) {
-            Some((seq, at)) => (seq, at, true),
-            None => {
-                let seq = hot.next_seq;
-                let at = now_us();
-                hot.next_seq += 1;
-                hot.remember(user.id, client_msg_id, seq, at, self.config.dedupe_window);
-                (seq, at, false)
-            }
-        };
-        let msg = Message {
-            room,
-            seq,
-            author: user.id,
-            text: if duplicate {
-                String::new()
-            } else {
-                text.to_string()
-            },
-            client_msg_id: client_msg_id.to_string(),
-            posted_at_us,
-            sent_at_us,
-            removed: false,
-        };
+        // A retry of a message delivered here is answered at once, with the original's
+        // number; the commit recognises the others (`store::sequence`).
+        let seen = self.room(room).hot().seen(user.id, client_msg_id);
+        if let Some((seq, posted_at_us)) = seen {
+            metrics::counter!("chatcap_posts_acked_total").increment(1);
+            PostTag::Client { key, request }.acked(self, room, seq, posted_at_us, true);
+            return Ok(());
+        }
         let entry = Entry {
-            msg,
-            persist: persist && !duplicate,
-            fresh: !duplicate,
-            tag: PostTag {
-                key,
-                request,
-                duplicate,
+            msg: Message {
+                room,
+                seq: 0,
+                author: user.id,
+                text: text.to_string(),
+                client_msg_id: client_msg_id.to_string(),
+                posted_at_us: now_us(),
+                sent_at_us,
+                removed: false,
             },
+            persist,
+            tag: PostTag::Client { key, request },
         };
-        // Queued under the room lock: the committer sees this room's posts in seq order.
         if self.committer().push(entry).is_err() {
-            if !duplicate {
-                hot.next_seq -= 1;
-            }
             return Err(WireError::new(
                 ErrorCode::Internal,
                 "the server is shutting down",

@@ -1,36 +1,64 @@
 //! The live state of one room: its sequence counter, the cache of recent messages served
 //! on join, the window of recent client message ids (retries), and who is in it now.
 //!
-//! Everything here is behind one `std::sync::Mutex` per room, never held across `.await`:
-//! numbering a post and queueing it for commit happen under the lock, so the commit queue
-//! sees each room's posts in sequence order; delivering a committed message and adding a
-//! joiner also happen under it, so a joiner gets either the message in its history or as a
-//! push — never neither, never both.
+//! Everything here is behind one `std::sync::Mutex` per room, never held across `.await`.
+//! Committed messages are delivered in sequence order under the lock (`delivery`): those
+//! that arrive early (a later number committed here before an earlier one from another
+//! chat server reached us) wait in `pending`. Adding a joiner also happens under the lock,
+//! so a joiner gets each message either in its history or as a push — never neither,
+//! never both.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::OnceCell;
 
-use super::SessionKey;
+use super::{PostTag, SessionKey};
 use crate::protocol::Message;
+
+/// Whether a room's recent history is in memory.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// Not read: nothing to deliver here (no session of this server is in the room).
+    #[default]
+    No,
+    /// Being read: committed messages wait in `pending` until it is.
+    Loading,
+    /// Read: committed messages are delivered in order.
+    Yes,
+}
+
+/// A committed message waiting for its turn (an earlier number has not arrived yet).
+#[derive(Debug)]
+pub struct Pending {
+    /// The numbered message.
+    pub msg: Message,
+    /// Its category keeps history (it goes into the recent-history cache).
+    pub persist: bool,
+    /// Whom to acknowledge once it is delivered: posts committed by this server.
+    pub tag: Option<PostTag>,
+}
 
 /// Live state of one room.
 pub struct RoomLive {
     /// Room id.
     pub id: i64,
-    /// Set once the recent history has been read from the database.
-    loaded: OnceCell<()>,
+    /// Runs the first read of the recent history (once, however many joiners wait).
+    load_once: OnceCell<()>,
     hot: Mutex<Hot>,
 }
 
 /// The part of a room's state that changes with every post, join and part.
 #[derive(Default)]
 pub struct Hot {
-    /// Number for the next post.
-    pub next_seq: i64,
-    /// Last committed sequence number.
+    /// Whether the recent history is in memory.
+    pub loaded: Loaded,
+    /// Last committed sequence number delivered here.
     pub last_committed: i64,
+    /// Committed messages above `last_committed + 1`, by number, waiting for the gap.
+    pub pending: BTreeMap<i64, Pending>,
+    /// A task is filling the gap before `pending` from the database.
+    pub filling: bool,
     /// Most recent committed messages, oldest first (at most the history cache size).
     pub cache: VecDeque<Message>,
     /// Recent (author, client_msg_id) → seq, for recognising retries.
@@ -131,7 +159,7 @@ impl RoomLive {
     pub fn new(id: i64) -> Self {
         Self {
             id,
-            loaded: OnceCell::new(),
+            load_once: OnceCell::new(),
             hot: Mutex::new(Hot::default()),
         }
     }
@@ -143,7 +171,9 @@ impl RoomLive {
     }
 
     /// Run `load` once (reading recent history), then seed the hot state with its result:
-    /// the messages (oldest first) and the highest number ever used.
+    /// the messages (oldest first) and the room's last committed number. Messages
+    /// committed meanwhile wait in `pending` (the caller delivers them); on failure the
+    /// room goes back to not loaded.
     pub async fn ensure_loaded<F, Fut, E>(
         &self,
         cache_cap: usize,
@@ -154,16 +184,25 @@ impl RoomLive {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<(Vec<Message>, i64), E>>,
     {
-        self.loaded
+        self.load_once
             .get_or_try_init(|| async {
-                let (recent, top) = load().await?;
+                self.hot().loaded = Loaded::Loading;
+                let (recent, top) = match load().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let mut hot = self.hot();
+                        hot.loaded = Loaded::No;
+                        hot.pending.clear();
+                        return Err(e);
+                    }
+                };
                 let mut hot = self.hot();
-                hot.next_seq = top + 1;
                 hot.last_committed = top;
                 for m in recent {
                     hot.remember(m.author, &m.client_msg_id, m.seq, m.posted_at_us, window);
                     hot.cache_push(m, cache_cap);
                 }
+                hot.loaded = Loaded::Yes;
                 Ok(())
             })
             .await
@@ -172,6 +211,6 @@ impl RoomLive {
 
     /// True once loaded.
     pub fn is_loaded(&self) -> bool {
-        self.loaded.initialized()
+        self.hot().loaded == Loaded::Yes
     }
 }

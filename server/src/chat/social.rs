@@ -230,13 +230,7 @@ impl Hub {
     /// The room's last committed sequence number if this server has it in memory, else 0.
     /// Peeks: a followed room is not loaded just to be counted.
     fn live_last_seq(&self, room: i64) -> i64 {
-        let live = self
-            .rooms
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&room)
-            .cloned();
-        match live {
+        match self.live_room(room) {
             Some(l) if l.is_loaded() => l.hot().last_committed,
             _ => 0,
         }

@@ -1,15 +1,18 @@
 //! Group commit: many posts, one transaction, one fsync.
 //!
-//! Posts enter an unbounded queue in the order their rooms numbered them. One task takes
-//! everything queued (up to [`MAX_BATCH`]), stores it in a single transaction, and only then
-//! hands the batch, in order, to the [`CommitSink`] which acknowledges and delivers. While a
-//! commit runs the next batch gathers, so the batch size follows the load: one post at a
-//! time when idle, thousands per fsync under pressure. The queue depth is public so that
-//! callers refuse work ("busy") instead of letting it grow without bound.
+//! Posts enter an unbounded queue. One task takes everything queued (up to
+//! [`MAX_BATCH`]), numbers and stores it in a single transaction
+//! ([`Store::number_and_store`]: the database is every room's sequencer), and only then
+//! hands the batch, in order, with each post's [`Outcome`], to the [`CommitSink`] which
+//! acknowledges and delivers. While a commit runs the next batch gathers, so the batch
+//! size follows the load: one post at a time when idle, thousands per fsync under
+//! pressure. The queue depth is public so that callers refuse work ("busy") instead of
+//! letting it grow without bound.
 //!
-//! A batch the database refuses is retried, with backoff, until it is stored: numbers are
-//! handed out before the commit, so giving up on a batch would leave gaps. Meanwhile the
-//! queue fills and new posts are refused busy; nothing unstored is ever acknowledged.
+//! A batch the database refuses is retried, with backoff, for up to [`GIVE_UP_AFTER`];
+//! then its posts are reported [`Outcome::Failed`] (nothing unstored is ever
+//! acknowledged; a failed post that the database did store after all is recognised as a
+//! retry when the client sends it again).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,32 +20,35 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError};
+pub use super::sequence::Outcome;
+use super::sequence::Post;
+use super::Store;
 use crate::protocol::Message;
 
 /// Most posts stored by one transaction.
 pub const MAX_BATCH: usize = 4096;
 
 /// Longest wait between attempts at a batch the database refused.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How long a batch the database keeps refusing is retried before its posts fail.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
 
 /// Receives committed (or failed) batches, in queue order.
 pub trait CommitSink: Send + Sync + 'static {
     /// What the poster attached to its message (who to acknowledge).
     type Tag: Send + Sync + 'static;
-    /// The batch is durable (or, for entries not stored, simply next in order).
-    fn committed(&self, batch: Vec<Entry<Self::Tag>>);
+    /// The batch is through the database: each post with what became of it.
+    fn committed(&self, batch: Vec<(Entry<Self::Tag>, Outcome)>);
 }
 
 /// One queued post.
 #[derive(Debug)]
 pub struct Entry<T> {
-    /// The message, numbered.
+    /// The message; its `seq` is assigned by the commit.
     pub msg: Message,
-    /// Store it (false: the category keeps no history, or a retry; deliver only).
+    /// Store the text (false: the category keeps no history; numbered only).
     pub persist: bool,
-    /// A new message (false: a retry of one numbered before; acknowledge only).
-    pub fresh: bool,
     /// The poster's tag.
     pub tag: T,
 }
@@ -68,15 +74,16 @@ impl<T> Clone for Committer<T> {
 }
 
 impl<T: Send + Sync + 'static> Committer<T> {
-    /// Start the commit task for `store`, reporting to `sink`.
-    pub fn start<S: CommitSink<Tag = T>>(store: Store, sink: Arc<S>) -> Self {
+    /// Start the commit task for `store`, reporting to `sink`; retries are recognised
+    /// among each room's `window` most recent messages.
+    pub fn start<S: CommitSink<Tag = T>>(store: Store, sink: Arc<S>, window: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let depth = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(run(store, sink, rx, depth.clone()));
+        tokio::spawn(run(store, sink, rx, depth.clone(), window));
         Self { tx, depth }
     }
 
-    /// Queue a post. Must be called in the room's numbering order (under the room lock).
+    /// Queue a post; a session's posts are numbered in the order they are queued.
     /// Returns the entry back if the committer has stopped.
     pub fn push(&self, entry: Entry<T>) -> Result<(), Entry<T>> {
         self.depth.fetch_add(1, Ordering::Relaxed);
@@ -105,7 +112,7 @@ impl<T: Send + Sync + 'static> Committer<T> {
 
 /// What the storing task hands to the delivering task, in order.
 enum Stored<T> {
-    Batch(Vec<Entry<T>>),
+    Batch(Vec<(Entry<T>, Outcome)>),
     Flushed(Vec<oneshot::Sender<()>>),
 }
 
@@ -114,6 +121,7 @@ async fn run<S: CommitSink>(
     sink: Arc<S>,
     mut rx: mpsc::UnboundedReceiver<Item<S::Tag>>,
     depth: Arc<AtomicUsize>,
+    window: usize,
 ) {
     // Acknowledging and fanning out batch k runs on its own task while batch k+1 is being
     // stored; one task for each keeps the order.
@@ -149,14 +157,14 @@ async fn run<S: CommitSink>(
         }
         if !batch.is_empty() {
             let n = batch.len();
-            let taken = std::mem::take(&mut batch);
+            let mut taken = std::mem::take(&mut batch);
             let started = std::time::Instant::now();
-            store_batch(&store, &taken).await;
+            let outcomes = store_batch(&store, &mut taken, window).await;
             // Time spent storing (insert + commit + fsync, with retries): with the batch
             // size, this is what bounds durable posts/s (`chatcap bench server`).
             metrics::histogram!("chatcap_commit_seconds").record(started.elapsed().as_secs_f64());
             metrics::histogram!("chatcap_commit_batch_posts").record(n as f64);
-            let _ = to_sink.send(Stored::Batch(taken));
+            let _ = to_sink.send(Stored::Batch(taken.into_iter().zip(outcomes).collect()));
         }
         if !flushes.is_empty() {
             // A flush resolves once everything queued before it is delivered, not only stored.
@@ -167,38 +175,29 @@ async fn run<S: CommitSink>(
     let _ = deliver.await;
 }
 
-async fn store_batch<T: Sync>(store: &Store, batch: &[Entry<T>]) {
+async fn store_batch<T>(store: &Store, batch: &mut [Entry<T>], window: usize) -> Vec<Outcome> {
     let mut delay = Duration::from_millis(20);
+    let started = tokio::time::Instant::now();
     loop {
-        match try_store(store, batch).await {
-            Ok(()) => return,
+        let mut posts: Vec<Post> = batch
+            .iter_mut()
+            .map(|e| Post {
+                msg: &mut e.msg,
+                persist: e.persist,
+            })
+            .collect();
+        match store.number_and_store(&mut posts, window).await {
+            Ok(outcomes) => return outcomes,
             Err(e) => {
                 tracing::error!(error = %e, posts = batch.len(), "group commit failed; retrying");
                 metrics::counter!("chatcap_commit_failures_total").increment(1);
+                if started.elapsed() + delay > GIVE_UP_AFTER {
+                    tracing::error!(posts = batch.len(), "group commit given up: posts fail");
+                    return vec![Outcome::Failed; batch.len()];
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_BACKOFF);
             }
         }
     }
-}
-
-async fn try_store<T: Sync>(store: &Store, batch: &[Entry<T>]) -> Result<(), StoreError> {
-    let rows: Vec<&Message> = batch
-        .iter()
-        .filter(|e| e.persist && e.fresh)
-        .map(|e| &e.msg)
-        .collect();
-    store.append_messages(&rows).await?;
-    // Rooms whose category keeps no history still must never reuse a number after a restart.
-    let mut unstored: Vec<(i64, i64)> = batch
-        .iter()
-        .filter(|e| !e.persist && e.fresh)
-        .map(|e| (e.msg.room, e.msg.seq))
-        .collect();
-    unstored.sort_unstable_by(|a, b| b.cmp(a));
-    unstored.dedup_by_key(|(room, _)| *room);
-    for (room, top) in unstored {
-        store.raise_last_seq(room, top).await?;
-    }
-    Ok(())
 }

@@ -260,8 +260,10 @@ impl Store {
     pub async fn delete_room(&self, id: i64) -> Result<()> {
         on_pool!(self, write, p => {
             let mut tx = p.begin().await?;
-            for sql in ["DELETE FROM messages WHERE room_id = $1", "DELETE FROM room_roles WHERE room_id = $1",
-                        "DELETE FROM rooms WHERE id = $1"] {
+            // The room's row first: it waits for (and then turns away) any commit of a
+            // chat server that holds the row's lock, so no message is stored after this.
+            for sql in ["DELETE FROM rooms WHERE id = $1", "DELETE FROM messages WHERE room_id = $1",
+                        "DELETE FROM room_roles WHERE room_id = $1"] {
                 sqlx::query(sql).bind(id).execute(&mut *tx).await?;
             }
             tx.commit().await?;
@@ -312,14 +314,6 @@ impl Store {
             }
             tx.commit().await?;
         });
-        Ok(())
-    }
-
-    /// Record that a room's sequence reached `seq` (rooms whose messages are not stored,
-    /// and before clearing history, so that numbering never restarts).
-    pub async fn raise_last_seq(&self, room: i64, seq: i64) -> Result<()> {
-        let sql = "UPDATE rooms SET last_seq = $1 WHERE id = $2 AND last_seq < $1";
-        on_pool!(self, write, p => sqlx::query(sql).bind(seq).bind(room).execute(p).await?.rows_affected());
         Ok(())
     }
 

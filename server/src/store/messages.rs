@@ -1,13 +1,10 @@
-//! Message storage: appending committed batches, reading history, search pages, and the
+//! Message storage: reading history, search pages, and the
 //! administrators' edits (clear before a date, remove or replace one message).
 
 use sqlx::QueryBuilder;
 
 use super::{on_pool, Result, Store};
 use crate::protocol::Message;
-
-/// Rows per multi-row INSERT (8 columns: 8 × 1,000 binds, under both engines' limits).
-const CHUNK: usize = 1000;
 
 type MsgRow = (i64, i64, i64, String, String, i64, Option<i64>, bool);
 
@@ -59,26 +56,22 @@ fn like_pattern(s: &str) -> String {
 }
 
 impl Store {
-    /// Store a batch of messages in one transaction. The caller has assigned sequence
-    /// numbers; the commit is the durability point of every message in the batch.
-    pub async fn append_messages(&self, batch: &[&Message]) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        on_pool!(self, write, p => {
-            let mut tx = p.begin().await?;
-            for chunk in batch.chunks(CHUNK) {
-                let mut qb = QueryBuilder::new(format!("INSERT INTO messages ({COLUMNS}) "));
-                qb.push_values(chunk, |mut b, m| {
-                    b.push_bind(m.room).push_bind(m.seq).push_bind(m.author)
-                        .push_bind(m.client_msg_id.as_str()).push_bind(m.text.as_str())
-                        .push_bind(m.posted_at_us).push_bind(m.sent_at_us).push_bind(m.removed);
-                });
-                qb.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+    /// A room's numbering and recent history, read for its live state: its `last_seq`
+    /// (the number of its last committed post, stored or not) and the last `n` messages
+    /// up to it, oldest first. `last_seq` is read first: a post committed in between is
+    /// above it, and arrives as a delivery instead.
+    pub async fn room_tail(&self, room: i64, n: u32) -> Result<(Vec<Message>, i64)> {
+        let top: Option<i64> = on_pool!(self, read, p =>
+            sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1").bind(room).fetch_optional(p).await?);
+        let top = top.unwrap_or(0);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE room_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT $3"
+        );
+        let rows: Vec<MsgRow> = on_pool!(self, read, p =>
+            sqlx::query_as(&sql).bind(room).bind(top).bind(i64::from(n)).fetch_all(p).await?);
+        let mut out: Vec<Message> = rows.into_iter().map(from_row).collect();
+        out.reverse();
+        Ok((out, top))
     }
 
     /// The last `n` messages of a room, oldest first.

@@ -7,8 +7,9 @@
 //! sqlx checks the types for each.
 //!
 //! Submodules: [`directory`] (users, categories, rooms, roles, provisioning),
-//! [`messages`] (history, search, admin edits), [`commit`] (the group committer that turns
-//! many posts into one transaction), [`compliance`] (compliance events and export batches),
+//! [`messages`] (history, search, admin edits), [`sequence`] (numbering and storing a batch
+//! of posts: the database as every room's sequencer), [`commit`] (the group committer that
+//! turns many posts into one transaction), [`compliance`] (compliance events and export batches),
 //! [`social`] (invitations and followed rooms), [`files`] (files posted to rooms).
 
 pub mod commit;
@@ -16,6 +17,7 @@ pub mod compliance;
 pub mod directory;
 pub mod files;
 pub mod messages;
+pub mod sequence;
 pub mod social;
 
 use std::path::Path;
