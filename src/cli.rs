@@ -49,6 +49,20 @@ pub enum Command {
     /// Compliance: `compliance export` writes every unexported compliance event to XML now.
     #[command(subcommand)]
     Compliance(crate::compliance_cmd::ComplianceCommand),
+    /// Pool topology files (docs/TOPOLOGY.md): `topology check FILE` validates one and
+    /// prints the pool; exit code 2 and every problem (file:line: field: message) if bad.
+    #[command(subcommand)]
+    Topology(TopologyCommand),
+}
+
+/// `topology` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TopologyCommand {
+    /// Validate a topology file; print the pool, or every problem found.
+    Check {
+        /// The topology file, e.g. scenarios/topologies/pool-4x4.toml.
+        file: PathBuf,
+    },
 }
 
 /// Options of `serve`.
@@ -189,6 +203,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Provision(args) => crate::provision::run(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,
         Command::Compliance(cmd) => crate::compliance_cmd::run(cmd).await,
+        Command::Topology(TopologyCommand::Check { file }) => topology_check(&file),
         Command::User(UserCommand::Add {
             name,
             admin,
@@ -216,6 +231,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `topology check FILE`: the pool's table on stdout; or every problem on stderr, one per
+/// line, and a usage error (exit code 2).
+fn topology_check(file: &std::path::Path) -> anyhow::Result<()> {
+    use chatcap_server::topology::Topology;
+    let err = match Topology::load(file) {
+        Ok(topology) => {
+            print!("{}", topology.summary());
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    let problems = err.problems();
+    if problems.is_empty() {
+        return Err(UsageError(err.to_string()).into());
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    let n = problems.len();
+    let s = if n == 1 { "" } else { "s" };
+    Err(UsageError(format!(
+        "{}: {n} problem{s} (docs/TOPOLOGY.md)",
+        file.display()
+    ))
+    .into())
 }
 
 /// The settings file (`--config`), or the defaults without one; a file that cannot be

@@ -12,6 +12,9 @@
 //! - [`provision`]: users, categories, rooms and memberships from a population spec,
 //!   including the Lync 2013 capacity model.
 //! - [`config`] and [`serve`]: settings, and starting/stopping a single box.
+//! - [`topology`]: pool topology files (chat servers, front ends, databases), validated.
+//! - [`toml_spans`] and [`schema_probe`]: file:line: field locations for TOML files, and the
+//!   probe that keeps JSON Schemas in step with the serde types.
 
 pub mod auth;
 pub mod chat;
@@ -21,5 +24,8 @@ pub mod frontend;
 pub mod model;
 pub mod protocol;
 pub mod provision;
+pub mod schema_probe;
 pub mod serve;
 pub mod store;
+pub mod toml_spans;
+pub mod topology;

@@ -1,34 +1,10 @@
 //! Scenario errors. Every problem names the file, the line and the field path, so a user can
 //! go straight to it; validation collects all problems of a file before giving up.
 
-use std::fmt;
 use std::path::PathBuf;
 
-/// One thing wrong with a scenario file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The scenario file.
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// Field path, e.g. `load[2].ramp.over` (`(top level)` for the document).
-    pub field: String,
-    /// What is wrong, and what would be right.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.field,
-            self.message
-        )
-    }
-}
+/// One thing wrong with a scenario file (the located problem shared with topology files).
+pub use super::span::Problem;
 
 /// Why a scenario could not become a run plan.
 #[derive(Debug, thiserror::Error)]

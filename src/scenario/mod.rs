@@ -8,7 +8,8 @@
 //!   shapes into phases, [`slo`] reads thresholds.
 //! - [`lync`]: the Lync 2013 user model that `model = "lync2013"` stands for.
 //! - [`derived`]: the dry-run explanation of a plan's rates.
-//! - [`span`]: field paths and byte spans → lines.
+//! - [`span`]: field paths and byte spans → lines; the server crate's
+//!   [`chatcap_server::toml_spans`], shared with pool topology files.
 
 pub mod derived;
 pub mod error;
@@ -17,8 +18,9 @@ pub mod plan;
 pub mod raw;
 pub mod shape;
 pub mod slo;
-pub mod span;
 mod validate;
+
+pub use chatcap_server::toml_spans as span;
 
 #[cfg(test)]
 mod schema_tests;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::error::{Problem, ScenarioError};
 use super::plan::RunPlan;
-use super::span::{line_of, SpanTree};
+use super::span::Source;
 
 /// A scenario file as written. [`Scenario::load`] reads one and validates it into a
 /// [`RunPlan`].
@@ -422,20 +422,15 @@ impl Scenario {
     /// Validates scenario `text`, as if read from `file` (used in messages and to resolve
     /// relative paths).
     pub fn parse(text: &str, file: &Path) -> Result<RunPlan, ScenarioError> {
-        let spans = SpanTree::new(text);
+        let src = Source::new(file, text);
         let raw: Scenario = toml::from_str(text).map_err(|e| {
-            let span = e.span();
+            let problem = src.syntax_problem(&e);
             ScenarioError::Syntax(Problem {
-                file: file.to_path_buf(),
-                line: span.as_ref().map(|s| line_of(text, s.start)).unwrap_or(1),
-                field: span
-                    .map(|s| spans.path_at(s))
-                    .unwrap_or_default()
-                    .to_string(),
-                message: friendlier(e.message().trim()),
+                message: friendlier(&problem.message),
+                ..problem
             })
         })?;
-        super::validate::validate(&raw, file, text, &spans)
+        super::validate::validate(&raw, &src)
     }
 }
 

@@ -1,83 +1,20 @@
 //! Keeps `scenarios/scenario.schema.json` honest: it must be valid JSON and list exactly the
 //! keys the raw serde types accept, which are read from serde itself (a probe deserializer
-//! that records the field names a struct asks for) rather than from a hand-kept list.
+//! that records the field names a struct asks for, [`chatcap_server::schema_probe`]) rather
+//! than from a hand-kept list.
 
-use std::fmt;
-
-use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use chatcap_server::schema_probe::{schema_properties, struct_fields};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::raw::*;
 
-#[derive(Debug)]
-enum ProbeError {
-    Fields(&'static [&'static str]),
-    Other(String),
-}
-
-impl fmt::Display for ProbeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProbeError::Fields(fields) => write!(f, "fields {fields:?}"),
-            ProbeError::Other(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for ProbeError {}
-
-impl de::Error for ProbeError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        ProbeError::Other(msg.to_string())
-    }
-}
-
-/// A deserializer that answers a struct's request with the list of its fields.
-struct Probe;
-
-impl<'de> Deserializer<'de> for Probe {
-    type Error = ProbeError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, ProbeError> {
-        Err(ProbeError::Other("not a struct".into()))
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        fields: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value, ProbeError> {
-        Err(ProbeError::Fields(fields))
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-        ignored_any
-    }
-}
-
-fn fields<T: DeserializeOwned + fmt::Debug>() -> Vec<String> {
-    match T::deserialize(Probe) {
-        Err(ProbeError::Fields(f)) => {
-            let mut f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
-            f.sort();
-            f
-        }
-        other => panic!("not a struct: {other:?}"),
-    }
+fn fields<T: DeserializeOwned>() -> Vec<String> {
+    struct_fields::<T>().unwrap_or_else(|| panic!("{} is not a struct", std::any::type_name::<T>()))
 }
 
 fn keys(schema: &Value) -> Vec<String> {
-    let mut k: Vec<String> = schema["properties"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no properties in {schema}"))
-        .keys()
-        .cloned()
-        .collect();
-    k.sort();
-    k
+    schema_properties(schema).unwrap_or_else(|| panic!("no properties in {schema}"))
 }
 
 #[test]

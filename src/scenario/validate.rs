@@ -10,14 +10,12 @@ use super::error::{Problem, ScenarioError};
 use super::lync;
 use super::plan::{OpKind, OpRate, Population, RoomClass, RunPlan, SloWindow, Target, Workload};
 use super::raw::{ModelName, RawPopulation, RawTarget, Scenario, TargetKind, WorkloadModel};
-use super::span::{line_of, FieldPath, SpanTree};
+use super::span::{FieldPath, Source};
 use super::{shape, slo};
 
-/// Collects problems, each located through the span tree.
+/// Collects problems, each located through the document's span tree.
 pub(crate) struct Ctx<'a> {
-    file: &'a Path,
-    text: &'a str,
-    spans: &'a SpanTree,
+    src: &'a Source<'a>,
     problems: Vec<Problem>,
 }
 
@@ -29,31 +27,15 @@ impl Ctx<'_> {
 
     /// Records a problem with the field at `path`.
     pub(crate) fn err(&mut self, path: &FieldPath, message: impl Into<String>) {
-        let line = self
-            .spans
-            .span_of(path)
-            .map(|s| line_of(self.text, s.start))
-            .unwrap_or(1);
-        self.problems.push(Problem {
-            file: self.file.to_path_buf(),
-            line,
-            field: path.to_string(),
-            message: message.into(),
-        });
+        self.problems.push(self.src.problem(path, message));
     }
 }
 
-/// Checks `raw` (read from `file`, whose text is `text`) and builds the run plan.
-pub(crate) fn validate(
-    raw: &Scenario,
-    file: &Path,
-    text: &str,
-    spans: &SpanTree,
-) -> Result<RunPlan, ScenarioError> {
+/// Checks `raw` (read from `src`) and builds the run plan.
+pub(crate) fn validate(raw: &Scenario, src: &Source) -> Result<RunPlan, ScenarioError> {
+    let file = src.file();
     let mut cx = Ctx {
-        file,
-        text,
-        spans,
+        src,
         problems: Vec::new(),
     };
     let root = FieldPath::root();

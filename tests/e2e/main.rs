@@ -19,4 +19,5 @@ mod roles;
 mod run;
 mod smoke;
 mod social;
+mod topology;
 mod web_rooms;

@@ -1,10 +1,12 @@
-//! Where things are in a scenario file: a field path type (`load[2].ramp.over`) and a tree of
-//! the document's keys with their byte spans, so that a serde error (which knows a byte
-//! offset) can name its field and a validation error (which knows its field) can name its
-//! line. It only locates; it never interprets values.
+//! Where things are in a TOML file (scenarios, pool topologies): a field path type
+//! (`load[2].ramp.over`), a tree of the document's keys with their byte spans, and the
+//! located [`Problem`] every file error is reported as (`file:line: field: message`). A serde
+//! error knows a byte offset and gets its field from here; a validation error knows its field
+//! and gets its line. It only locates; it never interprets values.
 
 use std::fmt;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -17,7 +19,7 @@ pub enum Seg {
     Index(usize),
 }
 
-/// A field path inside a scenario file, printed as `load[2].ramp.over`; keys that are not
+/// A field path inside a TOML file, printed as `load[2].ramp.over`; keys that are not
 /// bare TOML keys are quoted (`slo."post_ack.p99"`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldPath(pub Vec<Seg>);
@@ -358,4 +360,94 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+/// One thing wrong with a TOML file, located so a user can go straight to it; printed as
+/// `file:line: field: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// Field path, e.g. `load[2].ramp.over` (`(top level)` for the document).
+    pub field: String,
+    /// What is wrong, and what would be right.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.field,
+            self.message
+        )
+    }
+}
+
+/// A TOML document being read: its file (named in messages), its text and its spans. It
+/// turns a field path, or a toml error, into a located [`Problem`].
+pub struct Source<'a> {
+    file: &'a Path,
+    text: &'a str,
+    spans: SpanTree,
+}
+
+impl<'a> Source<'a> {
+    /// The document `text`, read from `file`.
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        Self {
+            file,
+            text,
+            spans: SpanTree::new(text),
+        }
+    }
+
+    /// The file the document was read from.
+    pub fn file(&self) -> &'a Path {
+        self.file
+    }
+
+    /// The spans of the document.
+    pub fn spans(&self) -> &SpanTree {
+        &self.spans
+    }
+
+    /// A problem with the field at `path`, on the line of its value (or of its nearest
+    /// ancestor in the file; line 1 when none is).
+    pub fn problem(&self, path: &FieldPath, message: impl Into<String>) -> Problem {
+        let line = self
+            .spans
+            .span_of(path)
+            .map(|s| line_of(self.text, s.start))
+            .unwrap_or(1);
+        Problem {
+            file: self.file.to_path_buf(),
+            line,
+            field: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// The problem a toml error (bad syntax, wrong type, unknown key) describes, with the
+    /// field its span falls in and toml's own message.
+    pub fn syntax_problem(&self, e: &toml::de::Error) -> Problem {
+        let span = e.span();
+        Problem {
+            file: self.file.to_path_buf(),
+            line: span
+                .as_ref()
+                .map(|s| line_of(self.text, s.start))
+                .unwrap_or(1),
+            field: span
+                .map(|s| self.spans.path_at(s))
+                .unwrap_or_default()
+                .to_string(),
+            message: e.message().trim().to_string(),
+        }
+    }
 }
