@@ -2,16 +2,17 @@
 //! (managers), and the administrators' operations on content (delete a room, clear
 //! history before a date, remove or replace a message).
 //!
-//! Each change is written to the database first and applied to the in-memory directory
-//! after the write succeeds; sessions affected by it are told with a push.
+//! Each change is written to the database first; then every chat server of the pool, this
+//! one first, reads the changed rows again and tells its affected sessions
+//! (`peers::apply_change`).
 
 use std::sync::Arc;
 
-use super::ops::room_info;
 use super::{rights, Hub, SessionKey};
 use crate::model::{Category, Room, User};
+use crate::protocol::pool::Change;
 use crate::protocol::reply::{reply_json, Changed, Created};
-use crate::protocol::{ErrorCode, Op, Push, Request, RoleName, WireError};
+use crate::protocol::{ErrorCode, Op, Request, RoleName, WireError};
 use crate::store::StoreError;
 
 fn store_err(e: StoreError) -> WireError {
@@ -66,7 +67,7 @@ impl Hub {
                 self.check_users(
                     &[spec.allowed.as_slice(), &spec.denied, &spec.creators].concat(),
                 )?;
-                let mut cat = Category {
+                let cat = Category {
                     id: 0,
                     name: spec.name.clone(),
                     allow_everyone: spec.allow_everyone,
@@ -77,9 +78,8 @@ impl Hub {
                     file_upload: spec.file_upload,
                     history: spec.history,
                 };
-                cat.id = self.store.create_category(&cat).await.map_err(store_err)?;
-                let new_id = cat.id;
-                self.dir_mut().categories.insert(cat.id, cat);
+                let new_id = self.store.create_category(&cat).await.map_err(store_err)?;
+                self.changed(Change::Category { id: new_id }).await;
                 Ok(reply_json(id, &Created { id: new_id }))
             }
             Op::UpdateCategory { category, patch } => {
@@ -123,25 +123,13 @@ impl Hub {
                     cat.history = v;
                 }
                 self.store.update_category(&cat).await.map_err(store_err)?;
-                let cat_id = cat.id;
-                self.dir_mut().categories.insert(cat.id, cat);
-                // A new ethical wall or a narrower allowed list removes people from rooms now.
-                let rooms: Vec<i64> = self
-                    .dir()
-                    .rooms
-                    .values()
-                    .filter(|r| r.category == cat_id)
-                    .map(|r| r.id)
-                    .collect();
-                for room in rooms {
-                    self.evict_unauthorised(room, "removed");
-                }
+                self.changed(Change::Category { id: cat.id }).await;
                 Ok(reply_json(id, &Changed { changed: 1 }))
             }
             Op::CreateRoom(spec) => {
                 rights::may_create_in(&self.dir(), user, spec.category)?;
                 check_name(&spec.name)?;
-                let mut room = Room {
+                let room = Room {
                     id: 0,
                     name: spec.name.clone(),
                     description: spec.description.clone(),
@@ -155,16 +143,12 @@ impl Hub {
                 };
                 // The creator becomes manager (and member) of the new room.
                 let roles = [(user.id, RoleName::Manager), (user.id, RoleName::Member)];
-                room.id = self
+                let new_id = self
                     .store
                     .create_room(&room, &roles)
                     .await
                     .map_err(store_err)?;
-                let new_id = room.id;
-                let mut dir = self.dir_mut();
-                dir.put_room(room);
-                dir.set_role(new_id, user.id, RoleName::Manager, true);
-                dir.set_role(new_id, user.id, RoleName::Member, true);
+                self.changed(Change::Room { id: new_id }).await;
                 Ok(reply_json(id, &Created { id: new_id }))
             }
             Op::UpdateRoom { room, patch } => {
@@ -192,14 +176,7 @@ impl Hub {
                     r.invitations = v;
                 }
                 self.store.update_room(&r).await.map_err(store_err)?;
-                let disabled = r.disabled;
-                self.dir_mut().put_room(r);
-                if disabled {
-                    self.evict_all(*room, "disabled");
-                } else {
-                    self.evict_unauthorised(*room, "removed");
-                    self.announce_room(*room);
-                }
+                self.changed(Change::Room { id: *room }).await;
                 Ok(reply_json(id, &Changed { changed: 1 }))
             }
             Op::SetRole {
@@ -215,12 +192,8 @@ impl Hub {
                     .set_role(*room, *target, *role, *grant)
                     .await
                     .map_err(store_err)?;
-                self.dir_mut().set_role(*room, *target, *role, *grant);
-                if !grant {
-                    self.evict_unauthorised(*room, "removed");
-                }
-                // The target's roles changed (e.g. a new presenter): tell the room.
-                self.announce_room(*room);
+                // The target's roles changed (e.g. a new presenter): the room is told.
+                self.changed(Change::Room { id: *room }).await;
                 self.send_invitation(invitation).await;
                 Ok(reply_json(id, &Changed { changed: 1 }))
             }
@@ -242,8 +215,7 @@ impl Hub {
                     self.set_disabled_in_memory(*room, was_disabled);
                     return Err(store_err(e));
                 }
-                self.dir_mut().remove_room(*room);
-                self.drop_room(*room);
+                self.changed(Change::RoomDeleted { id: *room }).await;
                 self.forget_room_social(*room).await;
                 Ok(reply_json(id, &Changed { changed: 1 }))
             }
@@ -255,7 +227,6 @@ impl Hub {
                         format!("room {room} not found"),
                     ));
                 }
-                let live = self.loaded_room(*room).await?;
                 // Numbering never restarts, even when every message is deleted: it comes
                 // from the room's row (`store::sequence`), which clearing leaves alone.
                 self.flush().await;
@@ -264,16 +235,11 @@ impl Hub {
                     .clear_history(*room, *before_us)
                     .await
                     .map_err(store_err)?;
-                let mut hot = live.hot();
-                hot.cache.retain(|m| m.posted_at_us >= *before_us);
-                self.push_to_room(
-                    &hot,
-                    &Push::HistoryCleared {
-                        room: *room,
-                        before_us: *before_us,
-                    },
-                    None,
-                );
+                let cleared = Change::HistoryCleared {
+                    room: *room,
+                    before_us: *before_us,
+                };
+                self.changed(cleared).await;
                 Ok(reply_json(id, &Changed { changed: n }))
             }
             Op::RemoveMessage {
@@ -288,7 +254,6 @@ impl Hub {
                         format!("room {room} not found"),
                     ));
                 }
-                let live = self.loaded_room(*room).await?;
                 self.flush().await;
                 let (text, removed) = match replacement {
                     Some(t) => (t.clone(), false),
@@ -305,21 +270,13 @@ impl Hub {
                         format!("no message {seq} in room {room}"),
                     ));
                 }
-                let mut hot = live.hot();
-                for m in hot.cache.iter_mut().filter(|m| m.seq == *seq) {
-                    m.text = text.clone();
-                    m.removed = removed;
-                }
-                self.push_to_room(
-                    &hot,
-                    &Push::MessageChanged {
-                        room: *room,
-                        seq: *seq,
-                        text,
-                        removed,
-                    },
-                    None,
-                );
+                let edited = Change::MessageChanged {
+                    room: *room,
+                    seq: *seq,
+                    text,
+                    removed,
+                };
+                self.changed(edited).await;
                 Ok(reply_json(id, &Changed { changed: 1 }))
             }
             other => Err(WireError::new(
@@ -335,53 +292,6 @@ impl Hub {
         match dir.rooms.get_mut(&room) {
             Some(r) => std::mem::replace(&mut r.disabled, disabled),
             None => disabled,
-        }
-    }
-
-    /// Push the room's new settings to every session in it.
-    fn announce_room(&self, room: i64) {
-        let live = self.room(room);
-        let hot = live.hot();
-        let dir = self.dir();
-        let Some(r) = dir.rooms.get(&room) else {
-            return;
-        };
-        for (key, user) in hot.present.iter() {
-            let push = Push::RoomChanged(room_info(&dir, r, *user));
-            self.send(*key, crate::protocol::reply::push_json(&push));
-        }
-    }
-
-    /// Remove every session from a room, telling each why.
-    fn evict_all(&self, room: i64, reason: &str) {
-        self.evict_where(room, reason, |_, _| true);
-    }
-
-    /// Remove the sessions whose users may no longer read the room.
-    fn evict_unauthorised(&self, room: i64, reason: &str) {
-        self.evict_where(room, reason, |hub, user| {
-            let dir = hub.dir();
-            match dir.users.get(&user) {
-                Some(u) => rights::readable(&dir, u, room).is_err(),
-                None => true,
-            }
-        });
-    }
-
-    fn evict_where(&self, room: i64, reason: &str, out: impl Fn(&Hub, i64) -> bool) {
-        let live = self.room(room);
-        let present: Vec<(SessionKey, i64)> =
-            live.hot().present.iter().map(|(k, u)| (*k, *u)).collect();
-        let push = crate::protocol::reply::push_json(&Push::RoomClosed {
-            room,
-            reason: reason.to_string(),
-        });
-        for (key, user) in present {
-            if out(self, user) {
-                let _ = self.session_rooms(key, room, false);
-                self.leave_room(key, room);
-                self.send(key, push.clone());
-            }
         }
     }
 }

@@ -22,10 +22,12 @@ use bytes::Bytes;
 use super::room::{Hot, Loaded, Pending, RoomLive};
 use super::{Hub, PostTag};
 use crate::compliance::EventKind;
+use crate::protocol::pool::PoolFrame;
 use crate::protocol::reply::{push_json, reply_json, Ack};
 use crate::protocol::session::Frame;
 use crate::protocol::{ErrorCode, Push, WireError};
 use crate::store::commit::{CommitSink, Entry, Outcome};
+use crate::store::StoreError;
 
 /// How long a gap in a room's numbers may stay open before it is filled from the database.
 pub const GAP_WAIT: Duration = Duration::from_millis(100);
@@ -49,6 +51,12 @@ impl CommitSink for Sink {
                     let m = &e.msg;
                     hub.comply(EventKind::Chat, m.room, m.author, &m.text, Some(m.seq));
                     metrics::counter!("chatcap_posts_acked_total").increment(1);
+                    if hub.outbox.any() {
+                        hub.outbox.send(&PoolFrame::Posted {
+                            persist: e.persist,
+                            msg: e.msg.clone(),
+                        });
+                    }
                     hub.offer(Pending {
                         msg: e.msg,
                         persist: e.persist,
@@ -222,55 +230,70 @@ impl Hub {
 }
 
 /// Wait [`GAP_WAIT`] for the missing messages of `room` to arrive; then read them from
-/// the database. Numbers that are still missing after a successful read were never
-/// stored (a category without history, a cleared range) and are skipped: a room never
-/// stalls on a gap.
+/// the database ([`Hub::fill_to`]). A room never stalls on a gap.
 async fn fill_gap(hub: Arc<Hub>, room: i64) {
     loop {
         tokio::time::sleep(GAP_WAIT).await;
         let Some(live) = hub.live_room(room) else {
             return;
         };
-        let gap = {
+        let until = {
             let mut hot = live.hot();
             match hot.pending.first_key_value() {
-                Some((first, _)) if *first > hot.last_committed + 1 => {
-                    Some((hot.last_committed, *first))
-                }
+                Some((first, _)) if *first > hot.last_committed + 1 => *first,
                 _ => {
                     hot.filling = false;
-                    None
+                    return;
                 }
             }
         };
-        let Some((after, until)) = gap else { return };
         metrics::counter!("chatcap_gaps_filled_total").increment(1);
-        let limit = GAP_READ.min((until - after - 1) as u32);
-        let found = match hub.store.messages_after(room, after, limit).await {
-            Ok(found) => found,
+        match hub.fill_to(room, until).await {
+            Ok(()) => {
+                let mut hot = live.hot();
+                hot.filling = false;
+                // Another gap further up starts its own wait.
+                hub.drain(&live, &mut hot);
+                return;
+            }
             Err(e) => {
-                tracing::warn!(room, error = %e, "cannot read a gap's messages; trying again");
-                continue;
+                tracing::warn!(room, error = %e, "cannot read a gap's messages; trying again")
             }
+        }
+    }
+}
+
+impl Hub {
+    /// Deliver every message of `room` numbered below `until` that has not been delivered
+    /// here, reading from the database what has not arrived. Numbers the database does
+    /// not hold were never stored (a category without history) and are skipped.
+    pub(super) async fn fill_to(self: &Arc<Self>, room: i64, until: i64) -> Result<(), StoreError> {
+        let Some(live) = self.live_room(room) else {
+            return Ok(());
         };
-        let mut hot = live.hot();
-        for msg in found.into_iter().filter(|m| m.seq < until) {
-            hot.pending.entry(msg.seq).or_insert(Pending {
-                msg,
-                persist: true,
-                tag: None,
-            });
-        }
-        hub.drain(&live, &mut hot);
-        if let Some((first, _)) = hot.pending.first_key_value() {
-            if *first > hot.last_committed + 1 {
-                let (from, to) = (hot.last_committed + 1, *first - 1);
-                tracing::warn!(room, from, to, "numbers never stored; skipped");
-                hot.last_committed = *first - 1;
+        loop {
+            let after = live.hot().last_committed;
+            if until <= after + 1 {
+                return Ok(());
+            }
+            let limit = GAP_READ.min((until - after - 1) as u32);
+            let found = self.store.messages_after(room, after, limit).await?;
+            let complete = found.len() < limit as usize;
+            let mut hot = live.hot();
+            for msg in found.into_iter().filter(|m| m.seq < until) {
+                hot.pending.entry(msg.seq).or_insert(Pending {
+                    msg,
+                    persist: true,
+                    tag: None,
+                });
+            }
+            self.drain(&live, &mut hot);
+            if complete && hot.last_committed < until - 1 {
+                let (from, to) = (hot.last_committed + 1, until - 1);
+                tracing::debug!(room, from, to, "numbers never stored; skipped");
+                hot.last_committed = until - 1;
+                self.drain(&live, &mut hot);
             }
         }
-        hot.filling = false;
-        hub.drain(&live, &mut hot);
-        return;
     }
 }

@@ -12,6 +12,8 @@
 //! - [`delivery`]: acknowledging committed posts and fanning them out.
 //! - [`presence`]: presence states and who watches whom.
 //! - [`link`]: the session-protocol listener (port 5041) that feeds the hub.
+//! - [`outbox`]: what this server tells the other chat servers of its pool.
+//! - [`peers`]: keeping the pool's chat servers in step (changes, rosters, presence).
 //! - [`social`]: invitations and followed rooms (unread counts).
 //! - [`files`]: files posted to rooms: rights, metadata, the announcing message.
 //! - [`status`]: `/metrics` and `/healthz` when the chat server runs on its own.
@@ -26,6 +28,8 @@ pub mod directory_ops;
 pub mod files;
 pub mod link;
 pub mod ops;
+pub mod outbox;
+pub mod peers;
 pub mod presence;
 pub mod rights;
 pub mod room;
@@ -43,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ChatConfig;
 use crate::model::{Directory, User};
+use crate::protocol::pool::PoolFrame;
 use crate::protocol::reply::{error_json, push_json};
 use crate::protocol::session::Frame;
 use crate::protocol::{ErrorCode, Op, Push, Request, WireError};
@@ -102,6 +107,8 @@ pub struct Hub {
     presence: Mutex<presence::PresenceBook>,
     next_link: AtomicU32,
     committer: std::sync::OnceLock<Committer<PostTag>>,
+    /// Queues toward the other chat servers of the pool (none on a single box).
+    pub outbox: outbox::Outbox,
     /// Compliance recording, when on (set once by `compliance::start`).
     pub(crate) compliance: std::sync::OnceLock<crate::compliance::Recorder>,
     /// Requests being handled by spawned tasks (for "busy" refusals).
@@ -134,6 +141,7 @@ impl Hub {
             presence: Mutex::new(presence::PresenceBook::default()),
             next_link: AtomicU32::new(1),
             committer: std::sync::OnceLock::new(),
+            outbox: outbox::Outbox::default(),
             compliance: std::sync::OnceLock::new(),
             in_flight: AtomicUsize::new(0),
             dropped_counter: AtomicUsize::new(0),
@@ -330,16 +338,25 @@ impl Hub {
                 self.leave_room(key, room);
             }
             if s.signed_in && !s.service {
-                let changed = self.presence_book().session_closed(key, s.user);
-                if let Some(state) = changed {
-                    self.push_presence(s.user, state);
-                }
+                let change = self.presence_book().session_closed(key, s.user);
+                self.presence_changed(s.user, change);
             }
         }
     }
 
     fn presence_book(&self) -> std::sync::MutexGuard<'_, presence::PresenceBook> {
         self.presence.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tell what a presence event changed: the other chat servers (the user's state
+    /// here), and the sessions watching the user (the state they see).
+    pub(crate) fn presence_changed(&self, user: i64, change: presence::PresenceChange) {
+        if let Some(state) = change.local {
+            self.outbox.send(&PoolFrame::Presence(vec![(user, state)]));
+        }
+        if let Some(state) = change.seen {
+            self.push_presence(user, state);
+        }
     }
 
     /// Tell every session watching `user` its new state, one frame per link.
@@ -373,10 +390,8 @@ impl Hub {
     ) -> Result<String, WireError> {
         match op {
             Op::SetPresence { state } => {
-                let changed = self.presence_book().set(user, *state);
-                if let Some(state) = changed {
-                    self.push_presence(user, state);
-                }
+                let change = self.presence_book().set(user, *state);
+                self.presence_changed(user, change);
                 Ok(crate::protocol::reply::reply_json(
                     id,
                     &serde_json::json!({}),

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use super::room::RoomLive;
+use super::room::{Hot, Moved, RoomLive};
 use super::{rights, Hub, PostTag, SessionKey};
 use crate::compliance::EventKind;
 use crate::model::{now_us, User};
+use crate::protocol::pool::PoolFrame;
 use crate::protocol::reply::{
     reply_json, BjoinResult, JoinFailure, Joined, Messages, Participants, Pong, Rooms,
 };
@@ -297,22 +298,10 @@ impl Hub {
         let skip = messages.len().saturating_sub(n as usize);
         messages.drain(..skip);
         let last_seq = hot.last_committed;
-        let entered = !hot.present.contains_key(&key);
-        let first = hot.enter(key, user.id);
-        if entered {
+        if let Some(moved) = hot.enter(key, user.id) {
             // Under the room lock: a PART of this session cannot be recorded before it.
             self.comply(EventKind::Join, room, user.id, "", None);
-        }
-        if first && hot.users.len() <= self.config.participant_update_limit {
-            self.push_to_room(
-                &hot,
-                &Push::Roster {
-                    room,
-                    user: user.id,
-                    present: true,
-                },
-                Some(key),
-            );
+            self.roster_moved(&hot, room, moved, true, Some(key));
         }
         drop(hot);
         drop(dir);
@@ -352,18 +341,35 @@ impl Hub {
         if let Some(&user) = hot.present.get(&key) {
             self.comply(EventKind::Part, room, user, "", None);
         }
-        if let Some(user) = hot.leave(key) {
-            if hot.users.len() < self.config.participant_update_limit {
-                self.push_to_room(
-                    &hot,
-                    &Push::Roster {
-                        room,
-                        user,
-                        present: false,
-                    },
-                    None,
-                );
-            }
+        if let Some(moved) = hot.leave(key) {
+            self.roster_moved(&hot, room, moved, false, None);
+        }
+    }
+
+    /// Tell who needs to know that a user came into (`present`) or left a room: the other
+    /// chat servers, when it is this server's first or last session of the user there;
+    /// the room's sessions here, when the roster changed and the room has at most
+    /// ParticipantUpdateLimit participants (counting the user).
+    pub(super) fn roster_moved(
+        &self,
+        hot: &Hot,
+        room: i64,
+        moved: Moved,
+        present: bool,
+        except: Option<SessionKey>,
+    ) {
+        if moved.here {
+            let entry = (room, moved.user, present);
+            self.outbox.send(&PoolFrame::Roster(vec![entry]));
+        }
+        let size = hot.users.len() + usize::from(!present);
+        if moved.anywhere && size <= self.config.participant_update_limit {
+            let push = Push::Roster {
+                room,
+                user: moved.user,
+                present,
+            };
+            self.push_to_room(hot, &push, except);
         }
     }
 

@@ -64,10 +64,31 @@ pub struct Hot {
     /// Recent (author, client_msg_id) → seq, for recognising retries.
     dedupe: HashMap<(i64, String), (i64, i64)>,
     dedupe_order: VecDeque<(i64, String)>,
-    /// Sessions in the room now, with their users.
+    /// Sessions of this server in the room now, with their users.
     pub present: HashMap<SessionKey, i64>,
-    /// Users in the room now, with their session counts.
-    pub users: HashMap<i64, u32>,
+    /// Users in the room now, anywhere in the pool: their sessions here, and how many
+    /// other chat servers said they have some.
+    pub users: HashMap<i64, Members>,
+}
+
+/// Where one user is in a room.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Members {
+    /// Sessions of this server.
+    pub local: u32,
+    /// Other chat servers with sessions of the user in the room.
+    pub remote: u32,
+}
+
+/// A user came into a room or left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    /// The user.
+    pub user: i64,
+    /// First session (or last gone) of this server: other chat servers are told.
+    pub here: bool,
+    /// First (or last) in the whole pool: the room's roster changed.
+    pub anywhere: bool,
 }
 
 impl Hot {
@@ -119,27 +140,59 @@ impl Hot {
         }
     }
 
-    /// Add a session; returns true when its user was not in the room before.
-    pub fn enter(&mut self, key: SessionKey, user: i64) -> bool {
+    /// Add a session of this server; `None` when it was in the room already.
+    pub fn enter(&mut self, key: SessionKey, user: i64) -> Option<Moved> {
         if self.present.insert(key, user).is_some() {
-            return false;
+            return None;
         }
-        let n = self.users.entry(user).or_insert(0);
-        *n += 1;
-        *n == 1
+        let m = self.users.entry(user).or_default();
+        m.local += 1;
+        Some(Moved {
+            user,
+            here: m.local == 1,
+            anywhere: m.local == 1 && m.remote == 0,
+        })
     }
 
-    /// Remove a session; returns the user when it was their last session in the room.
-    pub fn leave(&mut self, key: SessionKey) -> Option<i64> {
+    /// Remove a session of this server; `None` when it was not in the room.
+    pub fn leave(&mut self, key: SessionKey) -> Option<Moved> {
         let user = self.present.remove(&key)?;
-        let n = self.users.entry(user).or_insert(1);
-        *n -= 1;
-        if *n == 0 {
+        let m = self.users.entry(user).or_default();
+        m.local = m.local.saturating_sub(1);
+        let moved = Moved {
+            user,
+            here: m.local == 0,
+            anywhere: m.local == 0 && m.remote == 0,
+        };
+        if moved.anywhere {
             self.users.remove(&user);
-            Some(user)
-        } else {
-            None
         }
+        Some(moved)
+    }
+
+    /// Another chat server has (`present`) or no longer has sessions of `user` here;
+    /// true when the room's roster changed.
+    pub fn remote(&mut self, user: i64, present: bool) -> bool {
+        let m = self.users.entry(user).or_default();
+        if present {
+            m.remote += 1;
+            m.remote == 1 && m.local == 0
+        } else {
+            m.remote = m.remote.saturating_sub(1);
+            let gone = m.remote == 0 && m.local == 0;
+            if gone {
+                self.users.remove(&user);
+            }
+            gone
+        }
+    }
+
+    /// Users with sessions of this server in the room.
+    pub fn local_users(&self) -> impl Iterator<Item = i64> + '_ {
+        self.users
+            .iter()
+            .filter(|(_, m)| m.local > 0)
+            .map(|(u, _)| *u)
     }
 
     /// The sessions present, grouped by link (for one fan-out frame per link).

@@ -70,10 +70,8 @@ impl Hub {
     }
 
     fn signed_in(&self, key: SessionKey, id: u64, u: &User) {
-        let changed = self.presence_book().session_opened(u.id);
-        if let Some(state) = changed {
-            self.push_presence(u.id, state);
-        }
+        let change = self.presence_book().session_opened(u.id);
+        self.presence_changed(u.id, change);
         let reply = crate::protocol::reply::SignedIn {
             user: crate::protocol::UserInfo {
                 id: u.id,

@@ -13,8 +13,11 @@
 //! (it comes back with the right), it does not delete it. Deleting a room deletes both.
 //! Rights come from [`rights`]; SQL from `store::social`.
 
+use std::sync::Arc;
+
 use super::{rights, Hub};
 use crate::model::{now_us, User};
+use crate::protocol::pool::Change;
 use crate::protocol::reply::{
     push_json, reply_json, Changed, Followed, FollowedRoom, Invitation, Invitations,
 };
@@ -147,7 +150,7 @@ impl Hub {
     /// After the grant: store the invitation and push it to the invitee's signed-in
     /// sessions. Only for a room the invitee may now read (the ethical wall still holds);
     /// a failure is logged and does not undo the grant.
-    pub(super) async fn send_invitation(&self, due: Option<DueInvitation>) {
+    pub(super) async fn send_invitation(self: &Arc<Self>, due: Option<DueInvitation>) {
         let Some(due) = due else { return };
         let name = {
             let dir = self.dir();
@@ -179,18 +182,12 @@ impl Hub {
             inviter: due.inviter,
             at_us,
         }));
-        // A scan of every session: grants are rare, and the hub keeps no index by user.
-        let keys: Vec<_> = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|(_, s)| s.user == due.user && s.signed_in && !s.service)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in keys {
-            self.send(key, push.clone());
-        }
+        // The invitee's sessions may be on any chat server of the pool.
+        self.changed(Change::UserPush {
+            user: due.user,
+            json: push,
+        })
+        .await;
     }
 
     /// A join took effect: an invitation to the room is used up. Asks the read side first,

@@ -5,12 +5,15 @@
 //! - [`files`]: file names and metadata of the file operations (docs/FILES.md).
 //! - [`session`]: the compact binary frames that multiplex many user sessions over one
 //!   front end ↔ chat server connection (port 5041).
+//! - [`pool`]: the frames between the chat servers of a pool, and of the `chatcap pool`
+//!   administration commands (port 8011).
 //!
 //! This module only describes bytes; it must not touch sockets, storage or chat state.
 //! `docs/PROTOCOL.md` documents every message for client authors.
 
 pub mod client;
 pub mod files;
+pub mod pool;
 pub mod reply;
 pub mod session;
 

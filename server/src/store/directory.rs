@@ -28,6 +28,15 @@ type RoomRow = (
     i64,
 );
 
+/// `WHERE column = $1` when one row is asked for: one text for one row and another for
+/// all rows, so that each gets its own query plan.
+fn where_one(column: &str, only: Option<i64>) -> String {
+    match only {
+        Some(_) => format!(" WHERE {column} = $1"),
+        None => String::new(),
+    }
+}
+
 fn room_from_row(r: RoomRow) -> Room {
     Room {
         id: r.0,
@@ -67,9 +76,44 @@ impl Store {
         for (id, name, admin) in users {
             dir.users.insert(id, User { id, name, admin });
         }
-        let cats: Vec<(i64, String, bool, bool, bool, bool)> = on_pool!(self, read, p =>
-            sqlx::query_as("SELECT id, name, allow_everyone, invitations, file_upload, history FROM categories")
-                .fetch_all(p).await?);
+        for c in self.categories(None).await? {
+            dir.categories.insert(c.id, c);
+        }
+        let (rooms, roles) = self.rooms(None).await?;
+        for r in rooms {
+            dir.put_room(r);
+        }
+        for (room, user, role) in roles {
+            dir.set_role(room, user, role, true);
+        }
+        Ok(dir)
+    }
+
+    /// One category with its lists, as stored now (`None`: no such category).
+    pub async fn category_by_id(&self, id: i64) -> Result<Option<Category>> {
+        Ok(self.categories(Some(id)).await?.pop())
+    }
+
+    /// One room with its roles (user, role), as stored now (`None`: no such room).
+    pub async fn room_by_id(&self, id: i64) -> Result<Option<(Room, Vec<(i64, RoleName)>)>> {
+        let (mut rooms, roles) = self.rooms(Some(id)).await?;
+        Ok(rooms
+            .pop()
+            .map(|r| (r, roles.into_iter().map(|(_, u, role)| (u, role)).collect())))
+    }
+
+    /// Every category with its lists, or only the one `only`.
+    async fn categories(&self, only: Option<i64>) -> Result<Vec<Category>> {
+        let one = |column: &str| where_one(column, only);
+        let sql = format!(
+            "SELECT id, name, allow_everyone, invitations, file_upload, history FROM categories{}",
+            one("id")
+        );
+        let cats: Vec<(i64, String, bool, bool, bool, bool)> = on_pool!(self, read, p => {
+            let q = sqlx::query_as(&sql);
+            match only { Some(id) => q.bind(id), None => q }.fetch_all(p).await?
+        });
+        let mut out: HashMap<i64, Category> = HashMap::with_capacity(cats.len());
         for (id, name, allow_everyone, invitations, file_upload, history) in cats {
             let c = Category {
                 id,
@@ -80,12 +124,18 @@ impl Store {
                 history,
                 ..Default::default()
             };
-            dir.categories.insert(id, c);
+            out.insert(id, c);
         }
-        let lists: Vec<(i64, i16, i64)> = on_pool!(self, read, p =>
-            sqlx::query_as("SELECT category_id, kind, user_id FROM category_principals").fetch_all(p).await?);
+        let sql = format!(
+            "SELECT category_id, kind, user_id FROM category_principals{}",
+            one("category_id")
+        );
+        let lists: Vec<(i64, i16, i64)> = on_pool!(self, read, p => {
+            let q = sqlx::query_as(&sql);
+            match only { Some(id) => q.bind(id), None => q }.fetch_all(p).await?
+        });
         for (cat, kind, user) in lists {
-            if let Some(c) = dir.categories.get_mut(&cat) {
+            if let Some(c) = out.get_mut(&cat) {
                 match kind {
                     0 => c.allowed.push(user),
                     1 => c.denied.push(user),
@@ -94,20 +144,36 @@ impl Store {
                 }
             }
         }
-        let rooms: Vec<RoomRow> = on_pool!(self, read, p => sqlx::query_as(
-            "SELECT id, name, description, category_id, kind, privacy, disabled, addin_url, invitations, last_seq FROM rooms")
-            .fetch_all(p).await?);
-        for r in rooms {
-            dir.put_room(room_from_row(r));
-        }
-        let roles: Vec<(i64, i64, i16)> = on_pool!(self, read, p =>
-            sqlx::query_as("SELECT room_id, user_id, role FROM room_roles").fetch_all(p).await?);
-        for (room, user, code) in roles {
+        Ok(out.into_values().collect())
+    }
+
+    /// Every room and every role (room, user, role), or only those of the room `only`.
+    async fn rooms(&self, only: Option<i64>) -> Result<(Vec<Room>, Vec<(i64, i64, RoleName)>)> {
+        let one = |column: &str| where_one(column, only);
+        let sql = format!(
+            "SELECT id, name, description, category_id, kind, privacy, disabled, addin_url, \
+             invitations, last_seq FROM rooms{}",
+            one("id")
+        );
+        let rooms: Vec<RoomRow> = on_pool!(self, read, p => {
+            let q = sqlx::query_as(&sql);
+            match only { Some(id) => q.bind(id), None => q }.fetch_all(p).await?
+        });
+        let sql = format!(
+            "SELECT room_id, user_id, role FROM room_roles{}",
+            one("room_id")
+        );
+        let rows: Vec<(i64, i64, i16)> = on_pool!(self, read, p => {
+            let q = sqlx::query_as(&sql);
+            match only { Some(id) => q.bind(id), None => q }.fetch_all(p).await?
+        });
+        let mut roles = Vec::with_capacity(rows.len());
+        for (room, user, code) in rows {
             let role =
                 role_from_code(code).ok_or_else(|| StoreError::Corrupt(format!("role {code}")))?;
-            dir.set_role(room, user, role, true);
+            roles.push((room, user, role));
         }
-        Ok(dir)
+        Ok((rooms.into_iter().map(room_from_row).collect(), roles))
     }
 
     /// Create one user; returns its id.

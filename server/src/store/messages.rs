@@ -74,6 +74,24 @@ impl Store {
         Ok((out, top))
     }
 
+    /// The `last_seq` of each of `rooms` that exists.
+    pub async fn last_seqs(&self, rooms: &[i64]) -> Result<std::collections::HashMap<i64, i64>> {
+        let mut out = std::collections::HashMap::with_capacity(rooms.len());
+        for chunk in rooms.chunks(1000) {
+            let rows: Vec<(i64, i64)> = on_pool!(self, read, p => {
+                let mut qb = QueryBuilder::new("SELECT id, last_seq FROM rooms WHERE id IN (");
+                let mut sep = qb.separated(", ");
+                for r in chunk {
+                    sep.push_bind(*r);
+                }
+                qb.push(")");
+                qb.build_query_as().fetch_all(p).await?
+            });
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     /// The last `n` messages of a room, oldest first.
     pub async fn recent_messages(&self, room: i64, n: u32) -> Result<Vec<Message>> {
         let sql =
