@@ -166,6 +166,10 @@ pub struct ServeConfig {
     pub front: FrontConfig,
     /// Compliance service settings.
     pub compliance: ComplianceConfig,
+    /// This chat server's place in a multiple-server pool (from `--topology`); `None` on a
+    /// single box or a single-server pool. Not a settings-file field.
+    #[serde(skip)]
+    pub pool: Option<PoolSettings>,
     /// The file store: the folder, shared by every front end of the pool (a network share
     /// when they run on several hosts), that keeps uploaded files; default
     /// `<data_dir>/files`.
@@ -187,6 +191,46 @@ impl Default for ServeConfig {
             front: FrontConfig::default(),
             compliance: ComplianceConfig::default(),
             file_store: None,
+            pool: None,
+        }
+    }
+}
+
+/// A chat server's place in a multiple-server pool (docs/POOL.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// The pool's name.
+    pub pool: String,
+    /// This server's name.
+    pub name: String,
+    /// Where the other chat servers and `chatcap pool` reach this one (port 8011).
+    pub listen: SocketAddr,
+    /// Every other chat server of the pool: (name, pool address).
+    pub peers: Vec<(String, SocketAddr)>,
+    /// The active servers when the pool is first started (`pool set-active` changes it).
+    pub initial_active: Vec<String>,
+    /// Lease timing.
+    pub lease: LeaseTiming,
+}
+
+/// How active servers hold their place (docs/POOL.md, "Leases").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTiming {
+    /// How long a lease lasts after each renewal (database clock).
+    pub ttl: std::time::Duration,
+    /// How often a holder renews, and how often a standby looks for a free place.
+    pub renew: std::time::Duration,
+    /// How much before its lease ends, on its own clock, a holder that could not renew
+    /// stops serving (covers clock-rate differences and scheduling delays).
+    pub margin: std::time::Duration,
+}
+
+impl Default for LeaseTiming {
+    fn default() -> Self {
+        Self {
+            ttl: std::time::Duration::from_millis(3000),
+            renew: std::time::Duration::from_millis(500),
+            margin: std::time::Duration::from_millis(1000),
         }
     }
 }

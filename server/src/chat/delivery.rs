@@ -11,8 +11,9 @@
 //! acknowledgement is sent when its message is delivered here, so every message before it
 //! reaches the poster first.
 //!
-//! The message is serialised once and crosses each front-end link once (one `Fanout`
-//! frame listing that link's sessions), however many members the room has.
+//! The message is serialised once and crosses each front-end link once (one `Chat` frame
+//! listing that link's sessions, with the room and number so that the front end knows
+//! where each session is), however many members the room has.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -197,13 +198,13 @@ impl Hub {
                 sessions.pop();
             }
             if !sessions.is_empty() {
-                self.send_frame(
-                    link,
-                    Frame::Fanout {
-                        sessions,
-                        json: json.clone(),
-                    },
-                );
+                let frame = Frame::Chat {
+                    room: msg.room,
+                    seq: msg.seq,
+                    sessions,
+                    json: json.clone(),
+                };
+                self.send_frame(link, frame);
             }
         }
         let receivers =

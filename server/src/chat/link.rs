@@ -108,6 +108,8 @@ async fn run_link(
     let (tx, mut rx) = mpsc::channel::<Frame>(hub.config.link_queue);
     let closed = CancellationToken::new();
     let link = hub.add_link(tx, closed.clone());
+    // How this server serves goes first: a front end routes nothing here before it knows.
+    hub.send_frame(link, hub.status_frame());
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
             if sink.feed(frame.to_bytes()).await.is_err() {
@@ -148,6 +150,12 @@ async fn run_link(
             }
             Ok(Frame::Request { session, json }) => hub.handle(SessionKey { link, session }, json),
             Ok(Frame::Close { session }) => hub.close_session(SessionKey { link, session }),
+            Ok(Frame::Resume {
+                session,
+                user,
+                rooms,
+                contacts,
+            }) => hub.resume(SessionKey { link, session }, user, rooms, contacts),
             Ok(other) => {
                 tracing::warn!(
                     link,

@@ -18,6 +18,7 @@
 //! - [`files`]: files posted to rooms: rights, metadata, the announcing message.
 //! - [`status`]: `/metrics` and `/healthz` when the chat server runs on its own.
 //! - `signin`: signing a session in, and learning users created after the start.
+//! - `resume`: a session moved here from another chat server of the pool.
 //!
 //! The hub never speaks SQL (that is `store`) and never touches WebSockets (that is the
 //! front end): it sees sessions only as (link, session) keys and JSON bytes.
@@ -31,6 +32,7 @@ pub mod ops;
 pub mod outbox;
 pub mod peers;
 pub mod presence;
+mod resume;
 pub mod rights;
 pub mod room;
 mod signin;
@@ -72,6 +74,8 @@ struct Session {
     /// A web-service call's session: signed in from the start, invisible to presence.
     service: bool,
     rooms: Vec<i64>,
+    /// Requests that came while the session was being resumed (`resume`), in order.
+    held: Option<Box<Vec<Bytes>>>,
 }
 
 /// A link's outgoing queue and the token that closes it.
@@ -111,6 +115,11 @@ pub struct Hub {
     pub outbox: outbox::Outbox,
     /// Compliance recording, when on (set once by `compliance::start`).
     pub(crate) compliance: std::sync::OnceLock<crate::compliance::Recorder>,
+    /// Sessions being resumed now (their requests are held).
+    resuming: AtomicUsize,
+    /// Whether this server takes new sessions, and whether it wants its sessions moved
+    /// (told to every front end in `Status`).
+    serving: Mutex<(bool, bool)>,
     /// Requests being handled by spawned tasks (for "busy" refusals).
     in_flight: AtomicUsize,
     /// Test hook: drop every Nth delivery on purpose (0 = never). Off by default.
@@ -144,6 +153,8 @@ impl Hub {
             outbox: outbox::Outbox::default(),
             compliance: std::sync::OnceLock::new(),
             in_flight: AtomicUsize::new(0),
+            resuming: AtomicUsize::new(0),
+            serving: Mutex::new((true, false)),
             dropped_counter: AtomicUsize::new(0),
         });
         let sink = Arc::new(delivery::Sink(Arc::downgrade(&hub)));
@@ -240,6 +251,43 @@ impl Hub {
         }
     }
 
+    /// Whether this server takes new sessions (`accepting`) and whether it wants its
+    /// sessions moved to other servers (`evacuate`); every front end is told on a change.
+    pub fn set_serving(&self, accepting: bool, evacuate: bool) {
+        let changed = {
+            let mut s = self.serving.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *s, (accepting, evacuate)) != (accepting, evacuate)
+        };
+        if changed {
+            tracing::info!(accepting, evacuate, "serving status");
+            metrics::gauge!("chatcap_accepting").set(f64::from(u8::from(accepting)));
+            let links: Vec<u32> = self
+                .links
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .copied()
+                .collect();
+            for link in links {
+                self.send_frame(link, self.status_frame());
+            }
+        }
+    }
+
+    /// The `Status` frame telling a front end how this server serves now.
+    pub fn status_frame(&self) -> Frame {
+        let (accepting, evacuate) = *self.serving.lock().unwrap_or_else(|p| p.into_inner());
+        Frame::Status {
+            accepting,
+            evacuate,
+        }
+    }
+
+    /// (accepting, evacuate) now.
+    pub fn serving(&self) -> (bool, bool) {
+        *self.serving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Queue one frame on a link. A link whose queue is full is a front end that stopped
     /// reading: it is dropped (its sessions end) rather than allowed to stall rooms.
     ///
@@ -317,6 +365,7 @@ impl Hub {
                     signed_in: service,
                     service,
                     rooms: Vec::new(),
+                    held: None,
                 },
             )
             .is_none()
@@ -405,6 +454,11 @@ impl Hub {
                     ));
                 }
                 let states = self.presence_book().subscribe(key, users);
+                let watch = Frame::Watch {
+                    session: key.session,
+                    users: states.iter().map(|(u, _)| *u).collect(),
+                };
+                self.send_frame(key.link, watch);
                 let presence = states
                     .into_iter()
                     .map(|(user, state)| crate::protocol::reply::PresenceEntry { user, state })
@@ -477,6 +531,9 @@ impl Hub {
     /// order (a session's posts keep their order); operations that wait on the database
     /// run in their own task.
     pub fn handle(self: &Arc<Self>, key: SessionKey, json: Bytes) {
+        if self.hold_if_resuming(key, &json) {
+            return;
+        }
         let req: Request = match serde_json::from_slice(&json) {
             Ok(r) => r,
             Err(e) => {

@@ -10,14 +10,28 @@ use crate::compliance::EventKind;
 use crate::model::{now_us, User};
 use crate::protocol::pool::PoolFrame;
 use crate::protocol::reply::{
-    reply_json, BjoinResult, JoinFailure, Joined, Messages, Participants, Pong, Rooms,
+    push_json, reply_json, BjoinResult, JoinFailure, Joined, Messages, Participants, Pong, Rooms,
 };
+use crate::protocol::session::Frame;
 use crate::protocol::{ErrorCode, Message, Op, Push, Request, RoomInfo, UserInfo, WireError};
 use crate::store::commit::Entry;
 use crate::store::messages::SearchQuery;
 
 /// Largest `history` a join may ask for (DefaultChatHistory's range is 1–500).
 pub const MAX_HISTORY: u32 = 500;
+
+/// Most messages pushed to a session moved from another chat server, per room (what it
+/// missed while the move took place: normally none or a few).
+const MAX_CATCH_UP: u32 = 10_000;
+
+/// What a session entering a room gets of what was said before.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Since {
+    /// The room's last `n` messages, as history in the reply.
+    History(u32),
+    /// Every message after this number, pushed.
+    After(i64),
+}
 
 fn internal(e: impl std::fmt::Display) -> WireError {
     tracing::error!(error = %e, "storage failure");
@@ -106,7 +120,9 @@ impl Hub {
         match &req.op {
             Op::Join { room, history } => {
                 let n = self.history_count(*history)?;
-                let joined = self.join(key, &user, *room, n).await?;
+                let joined = self
+                    .enter_room(key, &user, *room, Since::History(n))
+                    .await?;
                 self.invitation_used(user.id, *room).await;
                 Ok(reply_json(id, &joined))
             }
@@ -126,7 +142,7 @@ impl Hub {
                     failed: Vec::new(),
                 };
                 for room in ids {
-                    match self.join(key, &user, room, n).await {
+                    match self.enter_room(key, &user, room, Since::History(n)).await {
                         Ok(j) => {
                             self.invitation_used(user.id, room).await;
                             out.joined.push(j)
@@ -261,30 +277,40 @@ impl Hub {
         Ok(live)
     }
 
-    async fn join(
+    /// Put a session into a room: its history (`Since::History`) in the reply, or every
+    /// message after a number pushed to it (`Since::After`, a session moved from another
+    /// chat server). Tells the front end (`Joined`) so that it can move the session later.
+    pub(super) async fn enter_room(
         self: &Arc<Self>,
         key: SessionKey,
         user: &User,
         room: i64,
-        n: u32,
+        since: Since,
     ) -> Result<Joined, WireError> {
         rights::readable(&self.dir(), user, room)?;
         let live = self.loaded_room(room).await?;
-        // Older history than the cache holds comes from the database, read before taking
-        // the lock; the cache then supplies anything committed meanwhile.
+        // What the cache does not hold comes from the database, read before taking the
+        // lock; the cache then supplies anything committed meanwhile.
         let older = {
             let hot = live.hot();
-            (n as usize > hot.cache.len() && hot.cache.front().is_some_and(|m| m.seq > 1))
-                .then_some(())
+            let first_cached = hot.cache.front().map(|m| m.seq);
+            match since {
+                Since::History(n) => {
+                    n as usize > hot.cache.len() && first_cached.is_some_and(|s| s > 1)
+                }
+                Since::After(after) => {
+                    after < hot.last_committed && first_cached.is_none_or(|s| s > after + 1)
+                }
+            }
         };
-        let mut messages = match older {
-            Some(()) => self
-                .store
-                .recent_messages(room, n)
-                .await
-                .map_err(internal)?,
-            None => Vec::new(),
-        };
+        let mut messages = match (older, since) {
+            (false, _) => Ok(Vec::new()),
+            (true, Since::History(n)) => self.store.recent_messages(room, n).await,
+            (true, Since::After(after)) => {
+                self.store.messages_after(room, after, MAX_CATCH_UP).await
+            }
+        }
+        .map_err(internal)?;
         let dir = self.dir();
         // Rights may have changed while we waited.
         let r = rights::readable(&dir, user, room)?;
@@ -295,14 +321,36 @@ impl Hub {
         messages.retain(|m| m.seq <= hot.last_committed);
         let have = messages.last().map(|m| m.seq).unwrap_or(0);
         messages.extend(hot.cache.iter().filter(|m| m.seq > have).cloned());
-        let skip = messages.len().saturating_sub(n as usize);
-        messages.drain(..skip);
+        match since {
+            Since::History(n) => {
+                let skip = messages.len().saturating_sub(n as usize);
+                messages.drain(..skip);
+            }
+            Since::After(after) => {
+                messages.retain(|m| m.seq > after);
+                for m in messages.drain(..) {
+                    let frame = Frame::Chat {
+                        room,
+                        seq: m.seq,
+                        sessions: vec![key.session],
+                        json: push_json(&Push::Chat(m)).into(),
+                    };
+                    self.send_frame(key.link, frame);
+                }
+            }
+        }
         let last_seq = hot.last_committed;
         if let Some(moved) = hot.enter(key, user.id) {
             // Under the room lock: a PART of this session cannot be recorded before it.
             self.comply(EventKind::Join, room, user.id, "", None);
             self.roster_moved(&hot, room, moved, true, Some(key));
         }
+        let joined = Frame::Joined {
+            session: key.session,
+            room,
+            last_seq,
+        };
+        self.send_frame(key.link, joined);
         drop(hot);
         drop(dir);
         if !self.session_rooms(key, room, true) {
@@ -343,6 +391,11 @@ impl Hub {
         }
         if let Some(moved) = hot.leave(key) {
             self.roster_moved(&hot, room, moved, false, None);
+            let left = Frame::Left {
+                session: key.session,
+                room,
+            };
+            self.send_frame(key.link, left);
         }
     }
 

@@ -3,9 +3,9 @@
 //!
 //! Frames from the chat server are routed to the sessions' bounded queues. A session whose
 //! queue is full is a slow consumer: it is kicked (`bye`, reason `slow_consumer`) rather
-//! than allowed to hold up anyone else. When the link drops, every session on it ends with
-//! reason `link_lost`; clients reconnect and sign in again (and land on another chat
-//! server of the front end's list when this one stays down).
+//! than allowed to hold up anyone else. When the link drops, the client sessions on it move
+//! to other chat servers of the pool (`sessions`); with nowhere to go they end with reason
+//! `link_lost`, and clients reconnect and sign in again.
 //!
 //! The chat server answers `Hello` with `Welcome`, which carries the key that checks
 //! sign-in tokens: the link counts as up only after it.
@@ -24,8 +24,9 @@ use super::FrontEnd;
 use crate::auth::{link_proof, TokenKey};
 use crate::protocol::session::{codec, Frame, VERSION};
 
-/// Frames queued toward the chat server.
-const UPLINK_QUEUE: usize = 1 << 14;
+/// Frames queued toward the chat server (room for every session of a front end to be
+/// moved here at once).
+const UPLINK_QUEUE: usize = 1 << 16;
 
 /// Keep the link `index` (to the chat server at `addr`) up until `shutdown`.
 pub async fn supervise(
@@ -40,7 +41,7 @@ pub async fn supervise(
             Ok(stream) => {
                 delay = Duration::from_millis(50);
                 run(&fe, index, stream, &shutdown).await;
-                fe.link_lost(index);
+                fe.move_sessions(index, false);
             }
             Err(e) => tracing::warn!(%addr, error = %e, "chat server unreachable; retrying"),
         }
@@ -109,9 +110,22 @@ async fn run(fe: &Arc<FrontEnd>, index: usize, stream: TcpStream, shutdown: &Can
     let reader = async {
         while let Some(Ok(body)) = source.next().await {
             match Frame::decode(body.freeze()) {
-                Ok(Frame::Send { session, json }) => fe.deliver(&[session], json),
-                Ok(Frame::Fanout { sessions, json }) => fe.deliver(&sessions, json),
-                Ok(Frame::Kick { session, reason }) => fe.kick(session, &reason),
+                Ok(Frame::Send { session, json }) => fe.deliver(index, None, &[session], json),
+                Ok(Frame::Fanout { sessions, json }) => fe.deliver(index, None, &sessions, json),
+                Ok(Frame::Chat {
+                    room,
+                    seq,
+                    sessions,
+                    json,
+                }) => fe.deliver(index, Some((room, seq)), &sessions, json),
+                Ok(Frame::Kick { session, reason }) => fe.kick_from(index, session, &reason),
+                Ok(Frame::Status {
+                    accepting,
+                    evacuate,
+                }) => fe.set_status(index, accepting, evacuate),
+                Ok(f @ (Frame::Joined { .. } | Frame::Left { .. } | Frame::Watch { .. })) => {
+                    fe.track(index, f)
+                }
                 other => {
                     tracing::warn!(
                         ?other,

@@ -162,7 +162,7 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
     let Some((user, sign_in_json)) = sign_in(&fe, &mut ws).await else {
         return;
     };
-    let Some(registered) = fe.register(user, fe.config.session_queue) else {
+    let Some(registered) = fe.register(user, fe.config.session_queue, false) else {
         let e = WireError::new(ErrorCode::Busy, "no chat server reachable; retry later");
         send_text(
             &mut ws,
@@ -189,6 +189,9 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
             })
             .await
             .is_ok();
+    // Open upstream: from now on the session moves with its chat server's fate.
+    fe.opened(session);
+    drop(uplink);
     let mut bucket = Bucket::full(fe.config.rate_burst);
     let mut reason = if opened {
         None
@@ -233,8 +236,15 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
                             continue;
                         }
                         let json = Bytes::from(text.as_str().to_owned());
-                        if uplink.send(Frame::Request { session, json }).await.is_err() {
-                            reason = Some("link_lost".into());
+                        // Routed by the session table: the session may have moved.
+                        let sent = match fe.uplink_of(session) {
+                            Some(tx) => tx.send(Frame::Request { session, json }).await.is_ok(),
+                            None => false,
+                        };
+                        if !sent {
+                            // Between a server's loss and the session's move (or its end).
+                            let e = WireError::new(ErrorCode::Busy, "no chat server reachable; retry later");
+                            if !send_text(&mut ws, error_json(request_id(text.as_str()), &e)).await { break; }
                         }
                     }
                     WsMessage::Binary(_) => {
@@ -250,9 +260,12 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
             }
         }
     }
+    let uplink = fe.uplink_of(session);
     fe.unregister(session);
     // Waits for room in the queue: a lost Close would leave the session open upstream.
-    let _ = uplink.send(Frame::Close { session }).await;
+    if let Some(uplink) = uplink {
+        let _ = uplink.send(Frame::Close { session }).await;
+    }
     if let Some(why) = reason {
         // A slow consumer gets a short chance to read its `bye`: it may be reading slowly,
         // or not at all (then the connection is simply dropped).

@@ -16,6 +16,12 @@
 //! | 9 `Service` | FE → chat | u64 session, i64 user id: a session already signed in, for one web-service call |
 //! | 10 `Challenge` | chat → FE | a random nonce: prove the link secret before `Welcome` |
 //! | 11 `Proof` | FE → chat | HMAC-SHA256(link secret, nonce ‖ front-end name) |
+//! | 12 `Status` | chat → FE | u8 flags: 1 accepting (route new sessions here), 2 evacuate (move this server's sessions to others) |
+//! | 13 `Chat` | chat → FE | i64 room, i64 seq, u32 n, n × u64 sessions, one `chat` push for all of them |
+//! | 14 `Joined` | chat → FE | u64 session, i64 room, i64 last_seq: the session is in the room |
+//! | 15 `Left` | chat → FE | u64 session, i64 room: the session is no longer in the room |
+//! | 16 `Watch` | chat → FE | u64 session, n × i64 users: the session's contact list |
+//! | 17 `Resume` | FE → chat | u64 session, i64 user, u32 n, n × (i64 room, i64 after_seq), m × i64 contacts |
 //!
 //! The front end authenticates the user before `Open`; the chat server trusts the link,
 //! and hands the front end the key that checks tokens in `Welcome` (front ends hold no
@@ -25,13 +31,21 @@
 //! closed with `Close` once the reply has arrived. A chat server with a link secret
 //! (`link_secret`) answers `Hello` with `Challenge` and sends `Welcome` only after a valid
 //! `Proof`: then nobody who merely reaches the port learns the token key.
-//! A push to many sessions of one front end crosses the link once (`Fanout`) and is
-//! serialised once. All integers are big-endian.
+//! A push to many sessions of one front end crosses the link once (`Fanout`, or `Chat` for
+//! a chat message, which also names its room and number) and is serialised once.
+//!
+//! What lets a front end move a session to another chat server of the pool without the
+//! client noticing (docs/POOL.md, "Failover"): `Status` says which chat servers take new
+//! sessions and which want theirs moved; `Joined`, `Left`, `Watch` and the numbers in
+//! `Chat` let the front end know each session's rooms, the last message it passed on in
+//! each room, and its contacts; `Resume` opens the session on another server, signed in,
+//! in those rooms, and has every message after those numbers pushed to it. All integers
+//! are big-endian.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Version spoken by this build; `Hello` with another version is refused.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// Largest frame accepted on a link (a fan-out to every session of a large room fits).
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
@@ -108,6 +122,60 @@ pub enum Frame {
         /// HMAC-SHA256(link secret, nonce ‖ front-end name).
         mac: Bytes,
     },
+    /// Whether this chat server takes new sessions, and whether it wants its sessions
+    /// moved to other servers of the pool.
+    Status {
+        /// Route new sessions here.
+        accepting: bool,
+        /// Move this server's sessions elsewhere (drained, or cut off from the database).
+        evacuate: bool,
+    },
+    /// One chat message for many sessions of this link.
+    Chat {
+        /// Its room.
+        room: i64,
+        /// Its number in the room.
+        seq: i64,
+        /// Session ids.
+        sessions: Vec<u64>,
+        /// The `chat` push's JSON text.
+        json: Bytes,
+    },
+    /// A session is in a room now; everything after `last_seq` will be pushed to it.
+    Joined {
+        /// Session id.
+        session: u64,
+        /// Room id.
+        room: i64,
+        /// The room's last number the session has (in its history).
+        last_seq: i64,
+    },
+    /// A session is no longer in a room.
+    Left {
+        /// Session id.
+        session: u64,
+        /// Room id.
+        room: i64,
+    },
+    /// A session's contact list (presence subscriptions).
+    Watch {
+        /// Session id.
+        session: u64,
+        /// The contacts.
+        users: Vec<i64>,
+    },
+    /// Open a session moved from another chat server: signed in as `user`, in `rooms`,
+    /// with every message after each room's number pushed to it, watching `contacts`.
+    Resume {
+        /// Session id.
+        session: u64,
+        /// The authenticated user.
+        user: i64,
+        /// (room, last number passed on to the session).
+        rooms: Vec<(i64, i64)>,
+        /// The contacts.
+        contacts: Vec<i64>,
+    },
 }
 
 /// A frame that could not be decoded.
@@ -160,11 +228,7 @@ impl Frame {
             }
             Frame::Fanout { sessions, json } => {
                 out.put_u8(6);
-                // A link never carries 2^32 sessions: the descriptor limit caps it far lower.
-                out.put_u32(sessions.len() as u32);
-                for s in sessions {
-                    out.put_u64(*s);
-                }
+                put_sessions(out, sessions);
                 out.put_slice(json);
             }
             Frame::Kick { session, reason } => {
@@ -188,6 +252,62 @@ impl Frame {
             Frame::Proof { mac } => {
                 out.put_u8(11);
                 out.put_slice(mac);
+            }
+            Frame::Status {
+                accepting,
+                evacuate,
+            } => {
+                out.put_u8(12);
+                out.put_u8(u8::from(*accepting) | (u8::from(*evacuate) << 1));
+            }
+            Frame::Chat {
+                room,
+                seq,
+                sessions,
+                json,
+            } => {
+                out.put_u8(13);
+                out.put_i64(*room);
+                out.put_i64(*seq);
+                put_sessions(out, sessions);
+                out.put_slice(json);
+            }
+            Frame::Joined {
+                session,
+                room,
+                last_seq,
+            } => {
+                out.put_u8(14);
+                out.put_u64(*session);
+                out.put_i64(*room);
+                out.put_i64(*last_seq);
+            }
+            Frame::Left { session, room } => {
+                out.put_u8(15);
+                out.put_u64(*session);
+                out.put_i64(*room);
+            }
+            Frame::Watch { session, users } => {
+                out.put_u8(16);
+                out.put_u64(*session);
+                users.iter().for_each(|u| out.put_i64(*u));
+            }
+            Frame::Resume {
+                session,
+                user,
+                rooms,
+                contacts,
+            } => {
+                out.put_u8(17);
+                out.put_u64(*session);
+                out.put_i64(*user);
+                // Rooms per user are bounded by the directory, far below 2^32.
+                out.put_u32(rooms.len() as u32);
+                for (room, after) in rooms {
+                    out.put_i64(*room);
+                    out.put_i64(*after);
+                }
+                contacts.iter().for_each(|u| out.put_i64(*u));
             }
         }
     }
@@ -250,13 +370,65 @@ impl Frame {
                 }
             }
             6 => {
-                need(&body, 4)?;
-                let n = body.get_u32() as usize;
-                need(&body, n.saturating_mul(8))?;
-                let sessions = (0..n).map(|_| body.get_u64()).collect();
+                let sessions = get_sessions(&mut body, kind)?;
                 Frame::Fanout {
                     sessions,
                     json: body,
+                }
+            }
+            12 => {
+                need(&body, 1)?;
+                let flags = body.get_u8();
+                Frame::Status {
+                    accepting: flags & 1 != 0,
+                    evacuate: flags & 2 != 0,
+                }
+            }
+            13 => {
+                need(&body, 16)?;
+                let (room, seq) = (body.get_i64(), body.get_i64());
+                let sessions = get_sessions(&mut body, kind)?;
+                Frame::Chat {
+                    room,
+                    seq,
+                    sessions,
+                    json: body,
+                }
+            }
+            14 => {
+                need(&body, 24)?;
+                Frame::Joined {
+                    session: body.get_u64(),
+                    room: body.get_i64(),
+                    last_seq: body.get_i64(),
+                }
+            }
+            15 => {
+                need(&body, 16)?;
+                Frame::Left {
+                    session: body.get_u64(),
+                    room: body.get_i64(),
+                }
+            }
+            16 => {
+                need(&body, 8)?;
+                let session = body.get_u64();
+                Frame::Watch {
+                    session,
+                    users: get_i64s(&mut body, kind)?,
+                }
+            }
+            17 => {
+                need(&body, 20)?;
+                let (session, user) = (body.get_u64(), body.get_i64());
+                let n = body.get_u32() as usize;
+                need(&body, n.saturating_mul(16))?;
+                let rooms = (0..n).map(|_| (body.get_i64(), body.get_i64())).collect();
+                Frame::Resume {
+                    session,
+                    user,
+                    rooms,
+                    contacts: get_i64s(&mut body, kind)?,
                 }
             }
             7 => {
@@ -280,6 +452,34 @@ impl Frame {
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
+}
+
+fn put_sessions(out: &mut BytesMut, sessions: &[u64]) {
+    // A link never carries 2^32 sessions: the descriptor limit caps it far lower.
+    out.put_u32(sessions.len() as u32);
+    for s in sessions {
+        out.put_u64(*s);
+    }
+}
+
+/// A u32 count, then that many u64 session ids.
+fn get_sessions(body: &mut Bytes, kind: u8) -> Result<Vec<u64>, FrameError> {
+    if body.remaining() < 4 {
+        return Err(FrameError::Truncated { kind });
+    }
+    let n = body.get_u32() as usize;
+    if body.remaining() < n.saturating_mul(8) {
+        return Err(FrameError::Truncated { kind });
+    }
+    Ok((0..n).map(|_| body.get_u64()).collect())
+}
+
+/// The rest of the body as i64s.
+fn get_i64s(body: &mut Bytes, kind: u8) -> Result<Vec<i64>, FrameError> {
+    if body.remaining() % 8 != 0 {
+        return Err(FrameError::Truncated { kind });
+    }
+    Ok((0..body.remaining() / 8).map(|_| body.get_i64()).collect())
 }
 
 /// The length-delimited codec every link uses.
@@ -333,6 +533,39 @@ mod tests {
             },
             Frame::Proof {
                 mac: Bytes::from_static(b"m4c"),
+            },
+            Frame::Status {
+                accepting: true,
+                evacuate: true,
+            },
+            Frame::Status {
+                accepting: false,
+                evacuate: false,
+            },
+            Frame::Chat {
+                room: 4,
+                seq: 99,
+                sessions: vec![7, 8],
+                json: Bytes::from_static(b"{}"),
+            },
+            Frame::Joined {
+                session: 1,
+                room: 2,
+                last_seq: 3,
+            },
+            Frame::Left {
+                session: 1,
+                room: 2,
+            },
+            Frame::Watch {
+                session: 3,
+                users: vec![1, -2],
+            },
+            Frame::Resume {
+                session: 5,
+                user: 6,
+                rooms: vec![(1, 10), (2, 0)],
+                contacts: vec![9],
             },
         ];
         for f in frames {

@@ -10,13 +10,15 @@
 //! [`messages`] (history, search, admin edits), [`sequence`] (numbering and storing a batch
 //! of posts: the database as every room's sequencer), [`commit`] (the group committer that
 //! turns many posts into one transaction), [`compliance`] (compliance events and export batches),
-//! [`social`] (invitations and followed rooms), [`files`] (files posted to rooms).
+//! [`social`] (invitations and followed rooms), [`files`] (files posted to rooms), [`pool`]
+//! (a multiple-server pool's leases).
 
 pub mod commit;
 pub mod compliance;
 pub mod directory;
 pub mod files;
 pub mod messages;
+pub mod pool;
 pub mod sequence;
 pub mod social;
 
@@ -47,6 +49,9 @@ pub enum StoreError {
     /// A stored value is not what this build understands.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The operation needs the other database engine.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// Result of storage calls.
