@@ -75,6 +75,8 @@ struct Session {
     service: bool,
     rooms: Vec<i64>,
     /// Requests that came while the session was being resumed (`resume`), in order.
+    /// Boxed: 8 bytes on every idle session instead of 24, for a state that is rare.
+    #[allow(clippy::box_collection)]
     held: Option<Box<Vec<Bytes>>>,
 }
 
