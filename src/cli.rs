@@ -46,6 +46,10 @@ pub enum Command {
     /// a separate front end's memory per idle WebSocket and CPU per 1,000 forwarded messages.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+    /// A pool of chat servers from a topology file: `pool up` starts one on this machine;
+    /// `pool status|drain|undrain|set-active` administer a running one over port 8011.
+    #[command(subcommand)]
+    Pool(crate::pool::PoolCommand),
     /// Compliance: `compliance export` writes every unexported compliance event to XML now.
     #[command(subcommand)]
     Compliance(crate::compliance_cmd::ComplianceCommand),
@@ -112,6 +116,14 @@ pub struct ServeArgs {
     /// (default <data-dir>/files; docs/FILES.md).
     #[arg(long, value_name = "DIR")]
     pub file_store: Option<PathBuf>,
+    /// Run one process of a pool described by a topology file (docs/TOPOLOGY.md): the
+    /// chat server or front end named by --name, with the addresses, databases, peers and
+    /// link secret the file gives it.
+    #[arg(long, value_name = "FILE", requires = "name")]
+    pub topology: Option<PathBuf>,
+    /// With --topology: which chat server or front end this process is.
+    #[arg(long, requires = "topology")]
+    pub name: Option<String>,
 }
 
 /// The `--role` values.
@@ -203,6 +215,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Provision(args) => crate::provision::run(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,
         Command::Compliance(cmd) => crate::compliance_cmd::run(cmd).await,
+        Command::Pool(cmd) => crate::pool::run(cmd).await,
         Command::Topology(TopologyCommand::Check { file }) => topology_check(&file),
         Command::User(UserCommand::Add {
             name,
@@ -272,9 +285,20 @@ pub fn settings_file(path: Option<&std::path::Path>) -> anyhow::Result<ServeConf
         .map_err(|e| UsageError(format!("{}: {e}", path.display())))?)
 }
 
-/// Load the settings file and apply flags.
+/// Load the settings file (and the topology's part for this process) and apply flags.
 pub fn serve_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
-    let mut cfg = settings_file(args.config.as_deref())?;
+    let mut cfg = match (&args.topology, &args.name) {
+        (Some(file), Some(name)) => {
+            let topology = chatcap_server::topology::Topology::load(file)
+                .map_err(|e| UsageError(e.to_string()))?;
+            let settings = args.config.as_deref().or(topology.settings.as_deref());
+            let base = settings_file(settings)?;
+            topology
+                .serve_config(name, base, args.database.as_deref())
+                .map_err(|e| UsageError(e.to_string()))?
+        }
+        _ => settings_file(args.config.as_deref())?,
+    };
     if let Some(v) = &args.data_dir {
         cfg.data_dir = v.clone();
     }
@@ -336,6 +360,12 @@ fn ready_line(cfg: &ServeConfig, running: &chatcap_server::serve::Running) -> St
     line += &format!("  metrics http://{http}/metrics");
     if let Some(addr) = running.chat_addr() {
         line += &format!("  chat link {addr}  database {}", cfg.database_url());
+    }
+    if let Some(pool) = &cfg.pool {
+        line += &format!("  pool {} server {}", pool.pool, pool.name);
+        if pool.kind == chatcap_server::topology::PoolKind::Multiple {
+            line += &format!("  pool link {}", pool.listen);
+        }
     }
     if cfg.role == Role::Frontend {
         let servers: Vec<String> = cfg.chat_servers.iter().map(|a| a.to_string()).collect();

@@ -6,6 +6,7 @@
 //! - [`client`]: a WebSocket client of the chat protocol.
 //! - [`compliance_cmd`]: `chatcap compliance export` (one run of the compliance XML adapter).
 //! - [`bench`]: `chatcap bench server`, the server benchmark (posts/s, latency, memory).
+//! - [`pool`]: `chatcap pool up|status|drain|undrain|set-active` (a pool from a topology).
 //! - [`provision`]: `chatcap provision` (flags, progress bar, summary).
 //! - [`scenario`]: scenario files, read into a validated run plan.
 //! - [`runner`]: the load generator: target, virtual users, load shape, reconciliation.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod compliance_cmd;
 pub mod metrics;
+pub mod pool;
 pub mod provision;
 pub mod report;
 pub mod runner;

@@ -166,8 +166,8 @@ pub struct ServeConfig {
     pub front: FrontConfig,
     /// Compliance service settings.
     pub compliance: ComplianceConfig,
-    /// This chat server's place in a multiple-server pool (from `--topology`); `None` on a
-    /// single box or a single-server pool. Not a settings-file field.
+    /// This chat server's place in a pool (from `--topology`); `None` on a single box.
+    /// Not a settings-file field.
     #[serde(skip)]
     pub pool: Option<PoolSettings>,
     /// The file store: the folder, shared by every front end of the pool (a network share
@@ -196,11 +196,13 @@ impl Default for ServeConfig {
     }
 }
 
-/// A chat server's place in a multiple-server pool (docs/POOL.md).
+/// A chat server's place in a pool (docs/POOL.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSettings {
     /// The pool's name.
     pub pool: String,
+    /// Single-server (no pool links, no leases: always active) or multiple-server.
+    pub kind: crate::topology::PoolKind,
     /// This server's name.
     pub name: String,
     /// Where the other chat servers and `chatcap pool` reach this one (port 8011).

@@ -11,6 +11,8 @@
 //! - [`compliance`]: recording JOIN/PART/CHAT/BACKCHAT/FILE* events and the XML export.
 //! - [`provision`]: users, categories, rooms and memberships from a population spec,
 //!   including the Lync 2013 capacity model.
+//! - [`pool`]: a chat server's part in a multiple-server pool: links to the other servers
+//!   (port 8011), leases on active places, `chatcap pool` administration.
 //! - [`config`] and [`serve`]: settings, and starting/stopping a single box.
 //! - [`topology`]: pool topology files (chat servers, front ends, databases), validated.
 //! - [`toml_spans`] and [`schema_probe`]: file:line: field locations for TOML files, and the
@@ -22,6 +24,7 @@ pub mod compliance;
 pub mod config;
 pub mod frontend;
 pub mod model;
+pub mod pool;
 pub mod protocol;
 pub mod provision;
 pub mod schema_probe;

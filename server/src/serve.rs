@@ -21,6 +21,7 @@ use crate::chat::Hub;
 use crate::config::ServeConfig;
 use crate::frontend::FrontEnd;
 use crate::store::{Schema, Store, StoreError};
+use crate::topology::PoolKind;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,9 @@ pub enum StartError {
         /// Why.
         source: StoreError,
     },
+    /// The database belongs to another pool, or the pool cannot be what the topology says.
+    #[error("{0}")]
+    Pool(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -64,6 +68,8 @@ pub struct ChatPart {
     pub tokens: TokenKey,
     /// The compliance database.
     pub compliance: Store,
+    /// Its part in a multiple-server pool.
+    pub pool: Option<Arc<crate::pool::Pool>>,
 }
 
 /// A running server process.
@@ -157,12 +163,36 @@ async fn start_chat(
         .await
         .map_err(store_error)?;
     crate::compliance::start(cfg, &hub, &compliance, shutdown, tasks)?;
-    let listener = bind(cfg.chat_listen).await?;
-    let addr = local_addr(&listener, cfg.chat_listen)?;
     let link_secret = cfg
         .link_secret
         .as_ref()
         .map(|s| Arc::<[u8]>::from(s.as_bytes()));
+    let pool = match &cfg.pool {
+        Some(settings) => {
+            crate::pool::claim(&hub.store, settings)
+                .await
+                .map_err(StartError::Pool)?;
+            match settings.kind {
+                PoolKind::Single => None,
+                PoolKind::Multiple => {
+                    let listener = bind(settings.listen).await?;
+                    let secret = link_secret.clone();
+                    let pool = crate::pool::start(
+                        hub.clone(),
+                        settings.clone(),
+                        listener,
+                        secret,
+                        tasks,
+                        shutdown,
+                    );
+                    Some(pool)
+                }
+            }
+        }
+        None => None,
+    };
+    let listener = bind(cfg.chat_listen).await?;
+    let addr = local_addr(&listener, cfg.chat_listen)?;
     tasks.spawn(crate::chat::link::serve(
         hub.clone(),
         listener,
@@ -175,6 +205,7 @@ async fn start_chat(
         hub,
         tokens,
         compliance,
+        pool,
     })
 }
 
@@ -238,8 +269,8 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let http_addr = local_addr(&listener, cfg.listen)?;
     serve_http(&tasks, listener, app, shutdown.clone());
     if let Some(fe) = &front {
-        // Ready means the front end can reach a chat server (a front end started before
-        // its chat servers keeps trying in the background and answers 503 meanwhile).
+        // Ready means a chat server takes its sessions (a front end started before its
+        // chat servers keeps trying in the background and answers 503 meanwhile).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !fe.is_linked() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -20,7 +20,7 @@ use crate::common::{
     backends, category, join, open_category, refused, room, set_role, wait_push, Cast, TestServer,
 };
 
-mod support;
+pub mod support;
 use support::*;
 
 #[tokio::test]

@@ -12,6 +12,8 @@ mod discovery;
 mod durability;
 mod files;
 mod overload;
+mod pool;
+mod pool_failover;
 mod presence;
 mod provision;
 mod rights;

@@ -41,15 +41,22 @@ fn check_name(name: &str) -> Result<(), WireError> {
 }
 
 impl Hub {
-    fn check_users(&self, ids: &[i64]) -> Result<(), WireError> {
-        let dir = self.dir();
-        match ids.iter().find(|id| !dir.users.contains_key(id)) {
-            Some(id) => Err(WireError::new(
-                ErrorCode::UserNotFound,
-                format!("user {id} not found"),
-            )),
-            None => Ok(()),
+    /// Every user exists: known here, or created since this server loaded its directory
+    /// (`chatcap user add`, another server of the pool).
+    async fn check_users(&self, ids: &[i64]) -> Result<(), WireError> {
+        for id in ids {
+            match self.learn_user_id(*id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(WireError::new(
+                        ErrorCode::UserNotFound,
+                        format!("user {id} not found"),
+                    ))
+                }
+                Err(e) => return Err(store_err(e)),
+            }
         }
+        Ok(())
     }
 
     /// Management and administration requests.
@@ -64,9 +71,8 @@ impl Hub {
             Op::CreateCategory(spec) => {
                 rights::admin_only(user, "create categories")?;
                 check_name(&spec.name)?;
-                self.check_users(
-                    &[spec.allowed.as_slice(), &spec.denied, &spec.creators].concat(),
-                )?;
+                self.check_users(&[spec.allowed.as_slice(), &spec.denied, &spec.creators].concat())
+                    .await?;
                 let cat = Category {
                     id: 0,
                     name: spec.name.clone(),
@@ -99,7 +105,7 @@ impl Hub {
                     .into_iter()
                     .flatten()
                 {
-                    self.check_users(list)?;
+                    self.check_users(list).await?;
                 }
                 if let Some(v) = patch.allow_everyone {
                     cat.allow_everyone = v;
@@ -186,7 +192,7 @@ impl Hub {
                 grant,
             } => {
                 rights::manageable(&self.dir(), user, *room)?;
-                self.check_users(&[*target])?;
+                self.check_users(&[*target]).await?;
                 let invitation = self.invitation_due(user, *room, *target, *role, *grant);
                 self.store
                     .set_role(*room, *target, *role, *grant)

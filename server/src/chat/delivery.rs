@@ -46,6 +46,9 @@ impl CommitSink for Sink {
     fn committed(&self, batch: Vec<(Entry<PostTag>, Outcome)>) {
         let Some(hub) = self.0.upgrade() else { return };
         for (e, outcome) in batch {
+            if outcome != Outcome::Stored {
+                hub.posted(&e.msg);
+            }
             match outcome {
                 Outcome::Stored => {
                     // Recorded for every post, also where the category keeps no history.
@@ -107,7 +110,16 @@ impl PostTag {
                     posted_at_us,
                     duplicate,
                 };
-                hub.send(key, reply_json(request, &ack));
+                // As a `Chat` frame: the front end learns that the poster has message
+                // `seq` of the room (a poster gets no push of its own post), so a move of
+                // the session never pushes it again.
+                let frame = Frame::Chat {
+                    room,
+                    seq,
+                    sessions: vec![key.session],
+                    json: reply_json(request, &ack).into(),
+                };
+                hub.send_frame(key.link, frame);
             }
             PostTag::Internal(done) => {
                 let _ = done.send(Ok(seq));
@@ -162,6 +174,10 @@ impl Hub {
             let p = entry.remove();
             if seq <= hot.last_committed {
                 // Read from the database at load time, or delivered already.
+                if p.tag.is_some() {
+                    hot.posting
+                        .remove(&(p.msg.author, p.msg.client_msg_id.clone()));
+                }
                 self.settle_undelivered(p);
             } else {
                 self.deliver_locked(hot, p);
@@ -181,11 +197,26 @@ impl Hub {
         }
     }
 
+    /// A post of this server's is through its commit: no longer waiting.
+    fn posted(&self, msg: &crate::protocol::Message) {
+        if let Some(live) = self.live_room(msg.room) {
+            let key = (msg.author, msg.client_msg_id.clone());
+            live.hot().posting.remove(&key);
+        }
+    }
+
     /// Push one message to the room's sessions here (but its poster), acknowledge it, and
     /// add it to the cache. Under the room lock, in sequence order.
     fn deliver_locked(&self, hot: &mut Hot, p: Pending) {
         let Pending { msg, persist, tag } = p;
-        let except = tag.as_ref().and_then(PostTag::session);
+        let posting = (msg.author, msg.client_msg_id.clone());
+        let except = match &tag {
+            Some(t) => {
+                hot.posting.remove(&posting);
+                t.session()
+            }
+            None => hot.posting.get(&posting).copied(),
+        };
         let links = hot.by_link(except);
         // Serialised only when someone else is there to receive it.
         let json = if links.is_empty() {

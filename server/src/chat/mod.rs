@@ -113,6 +113,8 @@ pub struct Hub {
     presence: Mutex<presence::PresenceBook>,
     next_link: AtomicU32,
     committer: std::sync::OnceLock<Committer<PostTag>>,
+    /// Held while changed rows are read again into the directory (`peers`).
+    refreshing: tokio::sync::Mutex<()>,
     /// Queues toward the other chat servers of the pool (none on a single box).
     pub outbox: outbox::Outbox,
     /// Compliance recording, when on (set once by `compliance::start`).
@@ -153,6 +155,7 @@ impl Hub {
             next_link: AtomicU32::new(1),
             committer: std::sync::OnceLock::new(),
             outbox: outbox::Outbox::default(),
+            refreshing: tokio::sync::Mutex::new(()),
             compliance: std::sync::OnceLock::new(),
             in_flight: AtomicUsize::new(0),
             resuming: AtomicUsize::new(0),
@@ -483,6 +486,11 @@ impl Hub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .len()
+    }
+
+    /// Rooms with live state here.
+    pub fn rooms_live(&self) -> usize {
+        self.rooms.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Front-end links connected now.

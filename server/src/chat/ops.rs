@@ -287,8 +287,23 @@ impl Hub {
         room: i64,
         since: Since,
     ) -> Result<Joined, WireError> {
-        rights::readable(&self.dir(), user, room)?;
+        if rights::readable(&self.dir(), user, room).is_err() {
+            // A grant made through another chat server of the pool may not have reached
+            // this one yet: the database decides before the join is refused.
+            if let Err(e) = self.refresh_room(room).await {
+                tracing::warn!(room, error = %e, "cannot read a room again");
+            }
+            rights::readable(&self.dir(), user, room)?;
+        }
         let live = self.loaded_room(room).await?;
+        if let Since::After(after) = since {
+            // The session's old server may have passed on messages this one has not
+            // delivered yet: bring the room up to them first, so that none of them is
+            // pushed to the session a second time.
+            if live.hot().last_committed < after {
+                self.fill_to(room, after + 1).await.map_err(internal)?;
+            }
+        }
         // What the cache does not hold comes from the database, read before taking the
         // lock; the cache then supplies anything committed meanwhile.
         let older = {
@@ -328,6 +343,14 @@ impl Hub {
             }
             Since::After(after) => {
                 messages.retain(|m| m.seq > after);
+                tracing::debug!(
+                    ?key,
+                    room,
+                    after,
+                    last = hot.last_committed,
+                    pushed = messages.len(),
+                    "catching a moved session up"
+                );
                 for m in messages.drain(..) {
                     let frame = Frame::Chat {
                         room,
@@ -477,8 +500,10 @@ impl Hub {
         crate::compliance::refuse_if_backlogged(self)?;
         // A retry of a message delivered here is answered at once, with the original's
         // number; the commit recognises the others (`store::sequence`).
-        let seen = self.room(room).hot().seen(user.id, client_msg_id);
-        if let Some((seq, posted_at_us)) = seen {
+        let live = self.room(room);
+        let mut hot = live.hot();
+        if let Some((seq, posted_at_us)) = hot.seen(user.id, client_msg_id) {
+            drop(hot);
             metrics::counter!("chatcap_posts_acked_total").increment(1);
             PostTag::Client { key, request }.acked(self, room, seq, posted_at_us, true);
             return Ok(());
@@ -503,6 +528,8 @@ impl Hub {
                 "the server is shutting down",
             ));
         }
+        hot.posting
+            .insert((user.id, client_msg_id.to_string()), key);
         Ok(())
     }
 

@@ -6,7 +6,9 @@
 //! A change is written to the shared database first; then every server, the one it was
 //! made through included, reads the changed rows again ([`Hub::apply_change`]) and acts on
 //! its own sessions (evicting, announcing, pushing). One path whether the change was made
-//! here or elsewhere.
+//! here or elsewhere. Reads of changed rows run one at a time, so the directory always
+//! ends with the newest copy; and a join refused by this server's copy asks the database
+//! first (a grant made elsewhere may not have arrived yet).
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ impl Hub {
     pub async fn apply_change(self: &Arc<Self>, change: &Change) {
         match change {
             Change::Category { id } => {
+                let _one_at_a_time = self.refreshing.lock().await;
                 match self.store.category_by_id(*id).await {
                     Ok(Some(c)) => {
                         self.dir_mut().categories.insert(c.id, c);
@@ -48,20 +51,10 @@ impl Hub {
                 }
             }
             Change::Room { id } => {
-                let found = match self.store.room_by_id(*id).await {
-                    Ok(found) => found,
+                let disabled = match self.refresh_room(*id).await {
+                    Ok(Some(disabled)) => disabled,
+                    Ok(None) => return,
                     Err(e) => return refresh_failed("room", *id, e),
-                };
-                let disabled = {
-                    let mut dir = self.dir_mut();
-                    dir.remove_room(*id);
-                    let Some((room, roles)) = found else { return };
-                    let disabled = room.disabled;
-                    dir.put_room(room);
-                    for (user, role) in roles {
-                        dir.set_role(*id, user, role, true);
-                    }
-                    disabled
                 };
                 if disabled {
                     self.evict_all(*id, "disabled");
@@ -111,6 +104,29 @@ impl Hub {
             }
             Change::UserPush { user, json } => self.push_to_user(*user, json),
         }
+    }
+
+    /// Read a room and its roles again from the database into the directory; whether it
+    /// is disabled (`None`: it no longer exists).
+    pub(super) async fn refresh_room(
+        &self,
+        id: i64,
+    ) -> Result<Option<bool>, crate::store::StoreError> {
+        // One read-and-replace at a time: a read started later is applied later, so an
+        // older copy never overwrites a newer one.
+        let _one_at_a_time = self.refreshing.lock().await;
+        let found = self.store.room_by_id(id).await?;
+        let mut dir = self.dir_mut();
+        dir.remove_room(id);
+        let Some((room, roles)) = found else {
+            return Ok(None);
+        };
+        let disabled = room.disabled;
+        dir.put_room(room);
+        for (user, role) in roles {
+            dir.set_role(id, user, role, true);
+        }
+        Ok(Some(disabled))
     }
 
     /// Send one text to every signed-in client session of `user` on this server.

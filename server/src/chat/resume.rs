@@ -43,7 +43,9 @@ impl Hub {
         metrics::counter!("chatcap_sessions_resumed_total").increment(1);
         let hub = self.clone();
         tokio::spawn(async move {
+            let n = rooms.len();
             hub.rejoin(key, user, rooms, contacts).await;
+            tracing::debug!(?key, user, rooms = n, "session resumed");
             let held = hub
                 .sessions
                 .lock()

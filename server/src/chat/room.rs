@@ -61,6 +61,10 @@ pub struct Hot {
     pub filling: bool,
     /// Most recent committed messages, oldest first (at most the history cache size).
     pub cache: VecDeque<Message>,
+    /// Posts of this server's sessions waiting for their commit, (author, client_msg_id) →
+    /// poster: a copy read from the database before the commit's own result arrives (a
+    /// gap filled, a catch-up) is not pushed to its poster, who gets the acknowledgement.
+    pub posting: HashMap<(i64, String), SessionKey>,
     /// Recent (author, client_msg_id) → seq, for recognising retries.
     dedupe: HashMap<(i64, String), (i64, i64)>,
     dedupe_order: VecDeque<(i64, String)>,

@@ -154,29 +154,19 @@ impl FrontEnd {
     }
 
     /// The chat server for a new session of `user` (not `avoid`): among the servers that
-    /// take new sessions, the same one for the same user while that set stays the same;
-    /// when none does, any server whose link is up (a pool whose servers are all cut off
-    /// from the database still answers what it can).
+    /// take new sessions, the same one for the same user while that set stays the same.
+    /// `None` when no server takes new sessions (a pool whose servers are all cut off from
+    /// the database, or starting): the client is told to come back later.
     fn route(&self, user: i64, avoid: Option<usize>) -> Option<(usize, mpsc::Sender<Frame>)> {
-        let up: Vec<(usize, mpsc::Sender<Frame>, bool)> = (0..self.links.len())
+        let open: Vec<(usize, mpsc::Sender<Frame>)> = (0..self.links.len())
             .filter(|i| Some(*i) != avoid)
             .filter_map(|i| {
                 let slot = self.slot(i);
-                slot.tx.clone().map(|tx| (i, tx, slot.accepting))
+                slot.tx.clone().filter(|_| slot.accepting).map(|tx| (i, tx))
             })
             .collect();
-        let pick = |accepting_only: bool| {
-            let list: Vec<&(usize, mpsc::Sender<Frame>, bool)> = up
-                .iter()
-                .filter(|(_, _, a)| *a || !accepting_only)
-                .collect();
-            let n = list.len() as i64;
-            (n > 0).then(|| {
-                let (i, tx, _) = list[user.rem_euclid(n) as usize];
-                (*i, tx.clone())
-            })
-        };
-        pick(true).or_else(|| pick(false))
+        let n = open.len() as i64;
+        (n > 0).then(|| open[user.rem_euclid(n) as usize].clone())
     }
 
     /// A chat server said how it serves (`Status`): route new sessions to it or not, and
@@ -188,9 +178,12 @@ impl FrontEnd {
         }
     }
 
-    /// True when at least one link to a chat server is up.
+    /// True when at least one linked chat server takes new sessions.
     pub fn is_linked(&self) -> bool {
-        (0..self.links.len()).any(|i| self.link(i).is_some())
+        (0..self.links.len()).any(|i| {
+            let slot = self.slot(i);
+            slot.tx.is_some() && slot.accepting
+        })
     }
 
     /// Links up now, of how many configured.

@@ -17,7 +17,7 @@
 //! | 10 `Challenge` | chat → FE | a random nonce: prove the link secret before `Welcome` |
 //! | 11 `Proof` | FE → chat | HMAC-SHA256(link secret, nonce ‖ front-end name) |
 //! | 12 `Status` | chat → FE | u8 flags: 1 accepting (route new sessions here), 2 evacuate (move this server's sessions to others) |
-//! | 13 `Chat` | chat → FE | i64 room, i64 seq, u32 n, n × u64 sessions, one `chat` push for all of them |
+//! | 13 `Chat` | chat → FE | i64 room, i64 seq, u32 n, n × u64 sessions, one text for all of them about message `seq` of `room`: its `chat` push, or its poster's acknowledgement |
 //! | 14 `Joined` | chat → FE | u64 session, i64 room, i64 last_seq: the session is in the room |
 //! | 15 `Left` | chat → FE | u64 session, i64 room: the session is no longer in the room |
 //! | 16 `Watch` | chat → FE | u64 session, n × i64 users: the session's contact list |
@@ -130,7 +130,8 @@ pub enum Frame {
         /// Move this server's sessions elsewhere (drained, or cut off from the database).
         evacuate: bool,
     },
-    /// One chat message for many sessions of this link.
+    /// A text about one chat message for sessions of this link: the message's push, or
+    /// the acknowledgement of its poster. Either way those sessions now have it.
     Chat {
         /// Its room.
         room: i64,
@@ -138,7 +139,7 @@ pub enum Frame {
         seq: i64,
         /// Session ids.
         sessions: Vec<u64>,
-        /// The `chat` push's JSON text.
+        /// The JSON text (a `chat` push, or a post's reply).
         json: Bytes,
     },
     /// A session is in a room now; everything after `last_seq` will be pushed to it.

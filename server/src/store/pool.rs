@@ -48,9 +48,15 @@ impl Store {
     }
 
     /// Renew `me`'s lease, or else take a place whose lease ended (unless `me` is
-    /// drained); the place held, if any.
-    pub async fn pool_hold(&self, me: &str, ttl_us: i64) -> Result<Option<i16>> {
+    /// drained): the place held, if any, and whether `me` is drained.
+    pub async fn pool_hold(&self, me: &str, ttl_us: i64) -> Result<(Option<i16>, bool)> {
         let pg = self.pg()?;
+        let drained: bool = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT drained FROM pool_servers WHERE name = $1), FALSE)",
+        )
+        .bind(me)
+        .fetch_one(pg)
+        .await?;
         let renew = format!(
             "UPDATE pool_slots SET expires_us = {NOW_US} + $2 WHERE holder = $1 RETURNING slot"
         );
@@ -59,22 +65,22 @@ impl Store {
             .bind(ttl_us)
             .fetch_optional(pg)
             .await?;
-        if held.is_some() {
-            return Ok(held);
+        if held.is_some() || drained {
+            return Ok((held, drained));
         }
         let take = format!(
             "UPDATE pool_slots SET holder = $1, expires_us = {NOW_US} + $2 \
              WHERE slot = (SELECT slot FROM pool_slots \
                            WHERE holder IS NULL OR expires_us < {NOW_US} \
                            ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             AND NOT EXISTS (SELECT 1 FROM pool_servers WHERE name = $1 AND drained) \
              RETURNING slot"
         );
-        Ok(sqlx::query_scalar(&take)
+        let taken = sqlx::query_scalar(&take)
             .bind(me)
             .bind(ttl_us)
             .fetch_optional(pg)
-            .await?)
+            .await?;
+        Ok((taken, false))
     }
 
     /// Give up `me`'s place (a drained server): a standby may take it at once.
@@ -97,16 +103,6 @@ impl Store {
         .execute(self.pg()?)
         .await?;
         Ok(())
-    }
-
-    /// Whether a server is drained.
-    pub async fn pool_drained(&self, name: &str) -> Result<bool> {
-        let d: Option<bool> =
-            sqlx::query_scalar("SELECT drained FROM pool_servers WHERE name = $1")
-                .bind(name)
-                .fetch_optional(self.pg()?)
-                .await?;
-        Ok(d.unwrap_or(false))
     }
 
     /// Make `servers` the active ones (like Set-CsPersistentChatActiveServer): one place

@@ -13,8 +13,10 @@
 //! - [`raw`]: serde types mirroring the file.
 //! - `validate` (private): the rules, raw → [`Topology`].
 //! - `summary` (private): the table `chatcap topology check` prints.
+//! - `roles` (private): [`Topology::serve_config`], what one process of the pool runs.
 
 pub mod raw;
+mod roles;
 mod summary;
 mod validate;
 
@@ -26,6 +28,8 @@ mod tests;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+
+pub use roles::RoleError;
 
 use crate::toml_spans::{Problem, Source};
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod pool;
 pub mod procs;
 
 use std::time::Duration;

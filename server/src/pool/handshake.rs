@@ -1,0 +1,132 @@
+//! Opening a pool connection (port 8011), both sides: `Hello` with the dialer's name,
+//! `Challenge`/`Proof` when the pool has a link secret, then `Welcome` with the answering
+//! server's name. The same exchange for chat servers and for `chatcap pool` (name `admin`).
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+use crate::auth::{link_proof, link_proof_ok};
+use crate::protocol::pool::{PoolFrame, VERSION};
+use crate::protocol::session::codec;
+
+/// A pool connection, framed.
+pub type Conn = Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
+
+/// How long each side of the handshake may take.
+pub const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Why a pool connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The socket failed or closed.
+    #[error("connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The other side did not answer in time.
+    #[error("no answer within {} s", HANDSHAKE.as_secs())]
+    Timeout,
+    /// The other side broke the protocol or speaks another version.
+    #[error("{0}")]
+    Protocol(String),
+    /// The link secret was missing or wrong.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Read one frame, within [`HANDSHAKE`].
+pub async fn next(conn: &mut Conn) -> Result<PoolFrame, HandshakeError> {
+    match tokio::time::timeout(HANDSHAKE, conn.next()).await {
+        Err(_) => Err(HandshakeError::Timeout),
+        Ok(None) => Err(HandshakeError::Protocol("connection closed".into())),
+        Ok(Some(Err(e))) => Err(HandshakeError::Io(e)),
+        Ok(Some(Ok(body))) => PoolFrame::decode(BytesMut::freeze(body))
+            .map_err(|e| HandshakeError::Protocol(e.to_string())),
+    }
+}
+
+/// Send one frame.
+pub async fn send(conn: &mut Conn, frame: &PoolFrame) -> Result<(), HandshakeError> {
+    Ok(conn.send(frame.to_bytes()).await?)
+}
+
+/// Dial `addr` as `name`; returns the connection and the answering server's name.
+pub async fn dial(
+    addr: std::net::SocketAddr,
+    name: &str,
+    secret: Option<&[u8]>,
+) -> Result<(Conn, String), HandshakeError> {
+    let stream = tokio::time::timeout(HANDSHAKE, TcpStream::connect(addr))
+        .await
+        .map_err(|_| HandshakeError::Timeout)??;
+    let _ = stream.set_nodelay(true);
+    let mut conn = Framed::new(stream, codec());
+    let hello = PoolFrame::Hello {
+        version: VERSION,
+        name: name.to_string(),
+    };
+    send(&mut conn, &hello).await?;
+    loop {
+        match next(&mut conn).await? {
+            PoolFrame::Welcome { name } => return Ok((conn, name)),
+            PoolFrame::Challenge { nonce } => {
+                let Some(secret) = secret else {
+                    return Err(HandshakeError::Refused(
+                        "the server asks for the pool's link secret: set link_secret".into(),
+                    ));
+                };
+                let mac = Bytes::from(link_proof(secret, &nonce, name));
+                send(&mut conn, &PoolFrame::Proof { mac }).await?;
+            }
+            other => {
+                return Err(HandshakeError::Protocol(format!(
+                    "expected Welcome, got {other:?}"
+                )))
+            }
+        }
+    }
+}
+
+/// Answer a dialer as `me`; returns the dialer's name once it is welcome.
+pub async fn accept(
+    conn: &mut Conn,
+    me: &str,
+    secret: Option<&[u8]>,
+) -> Result<String, HandshakeError> {
+    let name = match next(conn).await? {
+        PoolFrame::Hello {
+            version: VERSION,
+            name,
+        } => name,
+        other => {
+            return Err(HandshakeError::Protocol(format!(
+                "first frame must be Hello v{VERSION}, got {other:?}"
+            )))
+        }
+    };
+    if let Some(secret) = secret {
+        let nonce: [u8; 32] = rand::random();
+        let challenge = PoolFrame::Challenge {
+            nonce: Bytes::copy_from_slice(&nonce),
+        };
+        send(conn, &challenge).await?;
+        match next(conn).await? {
+            PoolFrame::Proof { mac } if link_proof_ok(secret, &nonce, &name, &mac) => {}
+            _ => {
+                return Err(HandshakeError::Refused(format!(
+                    "{name}: no valid proof of the link secret"
+                )))
+            }
+        }
+    }
+    send(
+        conn,
+        &PoolFrame::Welcome {
+            name: me.to_string(),
+        },
+    )
+    .await?;
+    Ok(name)
+}
