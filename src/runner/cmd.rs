@@ -43,9 +43,10 @@ pub struct RunArgs {
     /// Start the load at this time, ms since the epoch (shards of one run share it).
     #[arg(long)]
     pub start_at: Option<u64>,
-    /// The target's WebSocket URL (ws://IP:PORT/ws), instead of the scenario's target.
-    #[arg(long)]
-    pub attach: Option<String>,
+    /// The target's WebSocket URLs (ws://IP:PORT/ws, comma-separated: users are spread
+    /// over them), instead of the scenario's target.
+    #[arg(long, value_delimiter = ',')]
+    pub attach: Vec<String>,
     /// Simulated users file (written by the parent run as population.json).
     #[arg(long)]
     pub population: Option<PathBuf>,

@@ -38,7 +38,7 @@ pub struct RunOptions {
     /// Start the load at this time (ms since the epoch), so that shards start together.
     pub start_at_ms: Option<u64>,
     /// The target's WebSocket URL, for shards (instead of the scenario's target).
-    pub attach: Option<String>,
+    pub attach: Vec<String>,
     /// The simulated users file, for shards.
     pub population: Option<PathBuf>,
     /// A `chatcap serve --config` file for the embedded server (settings, test hooks).
@@ -179,15 +179,19 @@ async fn run_shard(
     fd_limit: u64,
     interrupt: CancellationToken,
 ) -> Result<(Summary, PathBuf), RunError> {
-    let (Some(url), Some(population)) = (opts.attach.clone(), opts.population.clone()) else {
+    let Some(population) = opts.population.clone().filter(|_| !opts.attach.is_empty()) else {
         return Err(RunError::Unsupported(
-            "--shard needs --attach URL and --population FILE".into(),
+            "--shard needs --attach URL[,URL…] and --population FILE".into(),
         ));
     };
-    let addr = target::addr_of_url(&url).map_err(RunError::Unsupported)?;
+    let mut endpoints = Vec::new();
+    for url in &opts.attach {
+        let addr = target::addr_of_url(url).map_err(RunError::Unsupported)?;
+        endpoints.push((addr, url.clone()));
+    }
     let users = super::shard::read_population(&population)
         .map_err(|e| RunError::Unsupported(e.to_string()))?;
-    let shared = Arc::new(Shared::new(plan.clone(), vec![(addr, url)], SOURCE_SPREAD));
+    let shared = Arc::new(Shared::new(plan.clone(), endpoints, SOURCE_SPREAD));
     let collector =
         Collector::new(Some(&out.join("histograms.hlog"))).map_err(|source| RunError::Write {
             path: out.display().to_string(),
@@ -236,27 +240,38 @@ pub(super) fn server_probes(target: &Target) -> Vec<ProcessProbe> {
         .collect()
 }
 
+/// A progress bar for provisioning, and the callback that moves it.
+fn provision_progress(
+    quiet: bool,
+) -> (
+    ProgressBar,
+    impl Fn(chatcap_server::provision::Progress) + Sync,
+) {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let b = bar.clone();
+    let progress = move |p: chatcap_server::provision::Progress| match p {
+        chatcap_server::provision::Progress::Stage { name, total } => {
+            b.set_message(format!("provision {name}"));
+            b.set_length(total);
+            b.set_position(0);
+        }
+        chatcap_server::provision::Progress::Advance(n) => b.inc(n),
+    };
+    (bar, progress)
+}
+
 async fn ready_target(plan: &RunPlan, opts: &RunOptions, out: &Path) -> Result<Target, RunError> {
     match &plan.target {
         PlanTarget::Embedded { .. } => {
-            let bar = if opts.quiet {
-                ProgressBar::hidden()
-            } else {
-                ProgressBar::new(0)
-            };
-            bar.set_style(
-                ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            let b = bar.clone();
-            let progress = move |p: chatcap_server::provision::Progress| match p {
-                chatcap_server::provision::Progress::Stage { name, total } => {
-                    b.set_message(format!("provision {name}"));
-                    b.set_length(total);
-                    b.set_position(0);
-                }
-                chatcap_server::provision::Progress::Advance(n) => b.inc(n),
-            };
+            let (bar, progress) = provision_progress(opts.quiet);
             let t = target::embedded(
                 plan,
                 &opts.server_binary,
@@ -270,9 +285,30 @@ async fn ready_target(plan: &RunPlan, opts: &RunOptions, out: &Path) -> Result<T
             Ok(t)
         }
         PlanTarget::Addresses { urls, tokens } => Ok(target::addresses(urls, tokens)?),
-        other => Err(RunError::Unsupported(format!(
-            "target {other:?} is not supported by `chatcap run` yet; use the embedded target"
-        ))),
+        PlanTarget::Topology { path, tokens } => {
+            let topology = chatcap_server::topology::Topology::load(path)
+                .map_err(|e| RunError::Unsupported(e.to_string()))?;
+            match tokens {
+                Some(tokens) => {
+                    let urls: Vec<String> =
+                        topology.front_ends.iter().map(|f| f.ws_url()).collect();
+                    Ok(target::addresses(&urls, tokens)?)
+                }
+                None => {
+                    let (bar, progress) = provision_progress(opts.quiet);
+                    let t = target::pool(
+                        plan,
+                        topology,
+                        &opts.server_binary,
+                        &out.join("pool"),
+                        &progress,
+                    )
+                    .await?;
+                    bar.finish_and_clear();
+                    Ok(t)
+                }
+            }
+        }
     }
 }
 

@@ -39,6 +39,8 @@ pub async fn run_local_shards(
     shard::write_population(&population, &target.users)
         .map_err(|e| io_err(&population, std::io::Error::other(e.to_string())))?;
     let start_at = shard::unix_ms(SystemTime::now() + START_DELAY);
+    let urls: Vec<String> = target.endpoints().into_iter().map(|(_, url)| url).collect();
+    let attach = urls.join(",");
     let mut children: Vec<Child> = Vec::new();
     let mut dirs = Vec::new();
     for i in 0..count {
@@ -56,7 +58,7 @@ pub async fn run_local_shards(
                 "--start-at",
                 &start_at.to_string(),
                 "--attach",
-                &target.url,
+                &attach,
             ])
             .arg("--population")
             .arg(&population)

@@ -1,6 +1,7 @@
 //! The system under test: the embedded target (provisioned, then started as child
 //! `chatcap serve` processes — a single box, or a chat server and front ends — so that
-//! their CPU and memory are measured apart from the generator's), or a running server
+//! their CPU and memory are measured apart from the generator's), a pool from a topology
+//! file (provisioned, then started by the pool launcher), or a running server or pool
 //! given by address.
 
 use std::collections::HashMap;
@@ -14,10 +15,12 @@ use chatcap_server::protocol::RoomKind;
 use chatcap_server::provision::spec::RoomClassSpec;
 use chatcap_server::provision::{self, PopulationPlan, PopulationSpec};
 use chatcap_server::store::{Schema, Store};
+use chatcap_server::topology::Topology;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::processes::{Launch, ServerProcesses};
 use super::{SimRoom, SimUser};
+use crate::pool::launch::{self, Launched, PoolDatabase};
 use crate::scenario::plan::{Population, RunPlan, Target as PlanTarget};
 
 /// Why the target could not be made ready.
@@ -55,6 +58,9 @@ pub enum TargetError {
     /// This target kind is not supported by this build.
     #[error("{0}")]
     Unsupported(String),
+    /// The pool could not be started.
+    #[error("cannot start the pool: {0}")]
+    Pool(String),
 }
 
 /// A target ready for load.
@@ -71,6 +77,8 @@ pub struct Target {
     pub admin_token: Option<String>,
     /// The server processes, when we started them.
     pub servers: ServerProcesses,
+    /// The pool, when we started one from a topology file.
+    pub pool: Option<Launched>,
     /// Its data folder, when we made it.
     pub data_dir: Option<PathBuf>,
     /// The provisioning summary (embedded target).
@@ -114,6 +122,41 @@ pub fn population_spec(p: &Population) -> PopulationSpec {
     spec
 }
 
+/// A population written into a database: its simulated users (with tokens), an
+/// administrator's token, and what was written.
+struct Provisioned {
+    users: Vec<Arc<SimUser>>,
+    admin_token: Option<String>,
+    summary: provision::Summary,
+}
+
+/// Provision the plan's population into the content database at `url`.
+async fn provision_into(
+    plan: &RunPlan,
+    url: &str,
+    progress: &(dyn Fn(provision::Progress) + Sync),
+) -> Result<Provisioned, TargetError> {
+    let failed = |e: &dyn std::fmt::Display| TargetError::Provision(e.to_string());
+    let store = Store::open(url, Schema::Content)
+        .await
+        .map_err(|e| failed(&e))?;
+    let spec = population_spec(&plan.population);
+    let pop = spec.validate().map_err(|e| failed(&e))?;
+    let done = provision::provision(&store, &pop, progress)
+        .await
+        .map_err(|e| failed(&e))?;
+    let key = TokenKey::load(&store).await.map_err(|e| failed(&e))?;
+    store.close().await;
+    let expires = unix_now() + 7 * 24 * 3600;
+    let users = sim_users(&done, &pop, &key, expires);
+    let admin_token = done.admin_ids.first().map(|id| key.issue(*id, expires));
+    Ok(Provisioned {
+        users,
+        admin_token,
+        summary: done.summary,
+    })
+}
+
 /// Provision the plan's population into a fresh SQLite database in `dir`, start
 /// `binary serve` on it, and wait until it is ready.
 pub async fn embedded(
@@ -129,24 +172,7 @@ pub async fn embedded(
         source,
     })?;
     let url = format!("sqlite:{}", dir.join("content.db").display());
-    let store = Store::open(&url, Schema::Content)
-        .await
-        .map_err(|e| TargetError::Provision(e.to_string()))?;
-    let spec = population_spec(&plan.population);
-    let pop = spec
-        .validate()
-        .map_err(|e| TargetError::Provision(e.to_string()))?;
-    let done = provision::provision(&store, &pop, progress)
-        .await
-        .map_err(|e| TargetError::Provision(e.to_string()))?;
-    let key = TokenKey::load(&store)
-        .await
-        .map_err(|e| TargetError::Provision(e.to_string()))?;
-    store.close().await;
-    let expires = unix_now() + 7 * 24 * 3600;
-    let users = sim_users(&done, &pop, &key, expires);
-    let admin_token = done.admin_ids.first().map(|id| key.issue(*id, expires));
-
+    let done = provision_into(plan, &url, progress).await?;
     let port = || -> Result<SocketAddr, TargetError> {
         let p = free_port().map_err(|source| TargetError::Io {
             what: "finding a free port".into(),
@@ -175,10 +201,63 @@ pub async fn embedded(
         addr: http,
         url: format!("ws://{http}/ws"),
         more: Vec::new(),
-        users: Arc::new(users),
-        admin_token,
+        users: Arc::new(done.users),
+        admin_token: done.admin_token,
         servers,
+        pool: None,
         data_dir: Some(dir.to_path_buf()),
+        provisioned: Some(done.summary),
+    })
+}
+
+/// Start the pool of `topology` (as `chatcap pool up` does, logs and data in `dir`),
+/// with the plan's population provisioned into its database first; users are spread
+/// over its front ends.
+pub async fn pool(
+    plan: &RunPlan,
+    topology: Topology,
+    binary: &Path,
+    dir: &Path,
+    progress: &(dyn Fn(provision::Progress) + Sync),
+) -> Result<Target, TargetError> {
+    let failed = |e: anyhow::Error| TargetError::Pool(format!("{e:#}"));
+    launch::check_loopback(&topology).map_err(|e| TargetError::Unsupported(e.to_string()))?;
+    let database = PoolDatabase::prepare(&topology).await.map_err(failed)?;
+    let done = match provision_into(plan, &database.url, progress).await {
+        Ok(done) => done,
+        Err(e) => {
+            if let Some(t) = database.throwaway {
+                t.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    let mut options = launch::Options::default();
+    if let Ok(level) = std::env::var("CHATCAP_SERVER_LOG") {
+        options.env.push(("RUST_LOG".into(), level));
+    }
+    let launched = Launched::start(topology, binary, database, dir, &options)
+        .await
+        .map_err(failed)?;
+    let mut endpoints = Vec::new();
+    for url in launched.urls() {
+        let addr = addr_of_url(&url).map_err(TargetError::Unsupported)?;
+        endpoints.push((addr, url));
+    }
+    let Some((addr, url)) = endpoints.first().cloned() else {
+        return Err(TargetError::Unsupported(
+            "the topology has no front end".into(),
+        ));
+    };
+    Ok(Target {
+        addr,
+        url,
+        more: endpoints.into_iter().skip(1).collect(),
+        users: Arc::new(done.users),
+        admin_token: done.admin_token,
+        servers: ServerProcesses::default(),
+        pool: Some(launched),
+        data_dir: None,
         provisioned: Some(done.summary),
     })
 }
@@ -316,6 +395,7 @@ pub fn addresses(urls: &[String], tokens: &Path) -> Result<Target, TargetError> 
         users: Arc::new(users.into_iter().map(Arc::new).collect()),
         admin_token,
         servers: ServerProcesses::default(),
+        pool: None,
         data_dir: None,
         provisioned: None,
     })
@@ -330,13 +410,20 @@ impl Target {
     }
 
     /// (name, pid) of the server processes we started: `server` first, then
-    /// `frontend-N`.
+    /// `frontend-N`; or a pool's chat servers then front ends, by their topology names.
     pub fn pids(&self) -> Vec<(String, u32)> {
-        self.servers.pids()
+        let mut pids = self.servers.pids();
+        if let Some(pool) = &self.pool {
+            pids.extend(pool.pids());
+        }
+        pids
     }
 
     /// Stop the server processes we started.
     pub async fn stop(&mut self) {
         self.servers.stop().await;
+        if let Some(pool) = &mut self.pool {
+            pool.stop().await;
+        }
     }
 }

@@ -24,11 +24,13 @@ pub enum Target {
         /// CSV `id,name,token` of the provisioned users.
         tokens: std::path::PathBuf,
     },
-    /// A pool described by a topology file, started with `chatcap pool up` (the runner
-    /// rejects it until the pool exists).
+    /// A pool described by a topology file: started by the run (as `chatcap pool up`
+    /// does), or — with `tokens` — a running pool the run attaches to.
     Topology {
         /// The topology file.
         path: std::path::PathBuf,
+        /// With a tokens CSV (`chatcap provision`): attach to the running pool.
+        tokens: Option<std::path::PathBuf>,
     },
 }
 

@@ -63,9 +63,10 @@ pub struct RawTarget {
     pub kind: TargetKind,
     /// `addresses`: client WebSocket URLs.
     pub urls: Option<Vec<String>>,
-    /// `addresses`: the tokens CSV of the provisioned users.
+    /// `addresses` (and `topology`, to attach to a running pool): the tokens CSV of the
+    /// provisioned users.
     pub tokens: Option<PathBuf>,
-    /// `topology`: the topology file to start with `pool up`.
+    /// `topology`: the topology file of the pool to start (or, with `tokens`, attach to).
     pub path: Option<PathBuf>,
     /// `embedded`: front-end processes in front of the chat server (0 = a single box).
     pub front_ends: Option<u32>,

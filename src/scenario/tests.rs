@@ -365,7 +365,8 @@ fn targets_and_workloads() {
     assert_eq!(
         p.target,
         Target::Topology {
-            path: PathBuf::from("/etc/pool.toml")
+            path: PathBuf::from("/etc/pool.toml"),
+            tokens: None,
         }
     );
     let err = parse(&format!(

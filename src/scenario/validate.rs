@@ -158,7 +158,7 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
     let allowed: &[&str] = match raw.kind {
         TargetKind::Embedded => &["front_ends"],
         TargetKind::Addresses => &["urls", "tokens"],
-        TargetKind::Topology => &["path"],
+        TargetKind::Topology => &["path", "tokens"],
     };
     let given = [
         ("urls", raw.urls.is_some()),
@@ -186,7 +186,10 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
             Target::Embedded { front_ends }
         }
         TargetKind::Topology => match &raw.path {
-            Some(p) => Target::Topology { path: resolve(p) },
+            Some(p) => Target::Topology {
+                path: resolve(p),
+                tokens: raw.tokens.as_ref().map(resolve),
+            },
             None => {
                 cx.err(
                     &t.key("kind"),

@@ -183,3 +183,63 @@ fn an_embedded_chat_server_with_two_front_ends_runs_clean() {
         assert!(out.join(format!("{process}.log")).exists() || process == "generator");
     }
 }
+
+/// A pool from a topology file: the run provisions the population into the pool's
+/// database, starts 2 chat servers and 2 front ends, spreads users over the front ends,
+/// samples every process, and stops the pool at the end.
+#[tokio::test]
+async fn a_pool_from_a_topology_file_is_started_driven_and_stopped() {
+    if !crate::common::pool::pool_tests_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = crate::common::fresh_pg_database().await;
+    let topology = crate::common::pool::topology_text("run-pool", 2, 0, 2).replace(
+        "content = \"throwaway\"",
+        &format!("content = \"{database}\""),
+    );
+    std::fs::write(dir.path().join("pool.toml"), topology).expect("write the topology");
+    let scenario = dir.path().join("scenario.toml");
+    let text = format!(
+        "{}\n[target]\nkind = \"topology\"\npath = \"pool.toml\"\n",
+        scenario_text("\"delivery.lost\" = \"== 0\"")
+    );
+    std::fs::write(&scenario, text).expect("write the scenario");
+    let out = dir.path().join("out");
+    let (cwd, log, o) = (
+        dir.path().to_path_buf(),
+        dir.path().join("run"),
+        out.clone(),
+    );
+    let ran =
+        tokio::task::spawn_blocking(move || chatcap(run_args(&scenario, &o, &[]), &cwd, &log))
+            .await
+            .expect("the run");
+    assert!(ran.status.success(), "{ran}");
+    let s = summary(&out);
+    assert_eq!(s["ending"], "completed", "{ran}");
+    assert_eq!(u(&s["delivery"]["lost"]), 0);
+    assert!(
+        u(&s["operations"]["post_ack"]["count"]) > 0,
+        "posts were acknowledged"
+    );
+    let resources = std::fs::read_to_string(out.join("resources.csv")).expect("resources");
+    for process in ["generator", "chat1", "chat2", "fe1", "fe2"] {
+        assert!(
+            resources.contains(&format!(",{process},")),
+            "no {process} in resources.csv"
+        );
+    }
+    let logs = out.join("pool");
+    assert!(logs.join("chat1.log").exists() && logs.join("fe2.log").exists());
+    // The pool is gone after the run: nothing answers at its addresses.
+    let t =
+        chatcap_server::topology::Topology::load(dir.path().join("pool.toml")).expect("topology");
+    let addrs = t.front_ends.iter().map(|f| f.addr());
+    for addr in addrs.chain(t.chat_servers.iter().map(|c| c.pool_addr())) {
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "{addr} still answers"
+        );
+    }
+}
