@@ -389,6 +389,55 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Why a TOML file of ours (a scenario, a topology) could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be read.
+    #[error("{}: cannot read {what} file: {source}", file.display())]
+    Read {
+        /// What the file is (`scenario`, `topology`).
+        what: &'static str,
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not TOML, an unknown key, or a value of the wrong type or form.
+    #[error("{0}")]
+    Syntax(Problem),
+    /// Well-formed, but breaking rules (one entry per problem found).
+    #[error("{}", list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl FileError {
+    /// Every problem, whatever the stage (none for a file that could not be read).
+    pub fn problems(&self) -> Vec<&Problem> {
+        match self {
+            FileError::Read { .. } => Vec::new(),
+            FileError::Syntax(p) => vec![p],
+            FileError::Invalid(ps) => ps.iter().collect(),
+        }
+    }
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Read a TOML file of ours, naming it in the error.
+pub fn read(what: &'static str, path: &Path) -> Result<String, FileError> {
+    std::fs::read_to_string(path).map_err(|source| FileError::Read {
+        what,
+        file: path.to_path_buf(),
+        source,
+    })
+}
+
 /// A TOML document being read: its file (named in messages), its text and its spans. It
 /// turns a field path, or a toml error, into a located [`Problem`].
 pub struct Source<'a> {

@@ -413,10 +413,7 @@ impl Scenario {
     /// taken relative to the file's folder.
     pub fn load(path: impl AsRef<Path>) -> Result<RunPlan, ScenarioError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            file: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::scenario::span::read("scenario", path)?;
         Self::parse(&text, path)
     }
 

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 pub use roles::RoleError;
 
-use crate::toml_spans::{Problem, Source};
+use crate::toml_spans::Source;
 
 /// Default port of front-end links on a chat server.
 pub const DEFAULT_LINK_PORT: u16 = 5041;
@@ -209,10 +209,7 @@ impl Topology {
     /// process's environment.
     pub fn load(path: impl AsRef<Path>) -> Result<Topology, TopologyError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
-            file: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::toml_spans::read("topology", path)?;
         Self::from_str(&text, path)
     }
 
@@ -255,40 +252,5 @@ impl Topology {
     }
 }
 
-/// Why a topology file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TopologyError {
-    /// The file could not be read.
-    #[error("{}: cannot read topology file: {source}", file.display())]
-    Read {
-        /// The topology file.
-        file: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// Not TOML, an unknown key, or a value of the wrong type.
-    #[error("{0}")]
-    Syntax(Problem),
-    /// Well-formed, but breaking rules (one entry per problem, in file order of checks).
-    #[error("{}", list(.0))]
-    Invalid(Vec<Problem>),
-}
-
-impl TopologyError {
-    /// Every problem, whatever the stage (none for a file that could not be read).
-    pub fn problems(&self) -> Vec<&Problem> {
-        match self {
-            TopologyError::Read { .. } => Vec::new(),
-            TopologyError::Syntax(p) => vec![p],
-            TopologyError::Invalid(ps) => ps.iter().collect(),
-        }
-    }
-}
-
-fn list(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(Problem::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+/// Why a topology file could not be used: the error every TOML file of ours has.
+pub type TopologyError = crate::toml_spans::FileError;
