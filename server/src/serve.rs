@@ -159,7 +159,11 @@ async fn start_chat(
     let content = open_store(&cfg.database_url(), Schema::Content).await?;
     let compliance = open_store(&cfg.compliance_url(), Schema::Compliance).await?;
     let tokens = TokenKey::load(&content).await.map_err(store_error)?;
-    let hub = Hub::start(cfg.chat.clone(), content)
+    let shared = cfg
+        .pool
+        .as_ref()
+        .is_some_and(|p| p.kind == PoolKind::Multiple);
+    let hub = Hub::start(cfg.chat.clone(), content, shared)
         .await
         .map_err(store_error)?;
     crate::compliance::start(cfg, &hub, &compliance, shutdown, tasks)?;

@@ -388,6 +388,38 @@ async fn pools_that_break_the_topology_rules_are_refused() {
     );
 }
 
+/// A post retried after its user moved to another chat server is stored once and
+/// acknowledged with the original's number.
+#[tokio::test]
+async fn a_retry_through_another_server_is_stored_once() {
+    if !pool_tests_run() {
+        return;
+    }
+    let pool = TestPool::start(2, 0, 1).await;
+    let mut c = crowd(&pool, 2).await;
+    let room_id = shared_room(&mut c, "retry").await;
+    let first = post(&mut c.clients[0], room_id, "once", "retry-1").await;
+    // Drain chat1, let it back in, drain chat2: every session has moved at least once.
+    pool.admin("chat1", AdminRequest::Drain)
+        .await
+        .expect("drain chat1");
+    pool.wait_status("chat1", |v| v["sessions"] == 0).await;
+    pool.admin("chat1", AdminRequest::Undrain)
+        .await
+        .expect("undrain chat1");
+    pool.wait_status("chat1", |v| v["active"] == true).await;
+    pool.admin("chat2", AdminRequest::Drain)
+        .await
+        .expect("drain chat2");
+    pool.wait_status("chat2", |v| v["sessions"] == 0).await;
+    let again = post(&mut c.clients[0], room_id, "once", "retry-1").await;
+    assert_eq!(again.seq, first.seq, "the original's number");
+    assert!(again.duplicate, "acknowledged as a retry");
+    let history = full_history(&mut c.clients[1], room_id).await;
+    assert_eq!(history.len(), 1, "stored once: {history:?}");
+    pool.stop().await;
+}
+
 /// Pool status over the command line: every server, the active places.
 #[tokio::test]
 async fn pool_status_prints_every_server_and_the_active_places() {

@@ -244,6 +244,9 @@ impl Hub {
                 removed: false,
             },
             persist,
+            // A file's announcement has a client id of its own: no retry to look for.
+            seen_up_to: i64::MAX,
+            in_flight_retry: false,
             tag: PostTag::Internal(done),
         };
         self.committer().push(entry).map_err(|_| shutting_down())?;

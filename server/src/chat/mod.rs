@@ -132,10 +132,12 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Load the directory from `store` and start the group committer.
+    /// Load the directory from `store` and start the group committer. `shared`: other
+    /// chat servers of a pool commit to the same database.
     pub async fn start(
         config: ChatConfig,
         store: Store,
+        shared: bool,
     ) -> Result<Arc<Hub>, crate::store::StoreError> {
         let dir = store.load_directory().await?;
         tracing::info!(
@@ -163,7 +165,7 @@ impl Hub {
             dropped_counter: AtomicUsize::new(0),
         });
         let sink = Arc::new(delivery::Sink(Arc::downgrade(&hub)));
-        let committer = Committer::start(store, sink, hub.config.dedupe_window);
+        let committer = Committer::start(store, sink, shared);
         let _ = hub.committer.set(committer);
         Ok(hub)
     }

@@ -520,6 +520,10 @@ impl Hub {
                 removed: false,
             },
             persist,
+            seen_up_to: hot.last_committed,
+            in_flight_retry: hot
+                .posting
+                .contains_key(&(user.id, client_msg_id.to_string())),
             tag: PostTag::Client { key, request },
         };
         if self.committer().push(entry).is_err() {

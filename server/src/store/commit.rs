@@ -49,6 +49,11 @@ pub struct Entry<T> {
     pub msg: Message,
     /// Store the text (false: the category keeps no history; numbered only).
     pub persist: bool,
+    /// The room's last number delivered here when the post arrived (see
+    /// [`super::sequence::Post::seen_up_to`]).
+    pub seen_up_to: i64,
+    /// A post with the same author and client id was queued here already.
+    pub in_flight_retry: bool,
     /// The poster's tag.
     pub tag: T,
 }
@@ -74,12 +79,12 @@ impl<T> Clone for Committer<T> {
 }
 
 impl<T: Send + Sync + 'static> Committer<T> {
-    /// Start the commit task for `store`, reporting to `sink`; retries are recognised
-    /// among each room's `window` most recent messages.
-    pub fn start<S: CommitSink<Tag = T>>(store: Store, sink: Arc<S>, window: usize) -> Self {
+    /// Start the commit task for `store`, reporting to `sink`. `shared`: other chat
+    /// servers commit to the same database (every post is searched for as a retry).
+    pub fn start<S: CommitSink<Tag = T>>(store: Store, sink: Arc<S>, shared: bool) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let depth = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(run(store, sink, rx, depth.clone(), window));
+        tokio::spawn(run(store, sink, rx, depth.clone(), shared));
         Self { tx, depth }
     }
 
@@ -121,7 +126,7 @@ async fn run<S: CommitSink>(
     sink: Arc<S>,
     mut rx: mpsc::UnboundedReceiver<Item<S::Tag>>,
     depth: Arc<AtomicUsize>,
-    window: usize,
+    shared: bool,
 ) {
     // Acknowledging and fanning out batch k runs on its own task while batch k+1 is being
     // stored; one task for each keeps the order.
@@ -159,7 +164,7 @@ async fn run<S: CommitSink>(
             let n = batch.len();
             let mut taken = std::mem::take(&mut batch);
             let started = std::time::Instant::now();
-            let outcomes = store_batch(&store, &mut taken, window).await;
+            let outcomes = store_batch(&store, &mut taken, shared).await;
             // Time spent storing (insert + commit + fsync, with retries): with the batch
             // size, this is what bounds durable posts/s (`chatcap bench server`).
             metrics::histogram!("chatcap_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -175,7 +180,7 @@ async fn run<S: CommitSink>(
     let _ = deliver.await;
 }
 
-async fn store_batch<T>(store: &Store, batch: &mut [Entry<T>], window: usize) -> Vec<Outcome> {
+async fn store_batch<T>(store: &Store, batch: &mut [Entry<T>], shared: bool) -> Vec<Outcome> {
     let mut delay = Duration::from_millis(20);
     let started = tokio::time::Instant::now();
     loop {
@@ -184,9 +189,11 @@ async fn store_batch<T>(store: &Store, batch: &mut [Entry<T>], window: usize) ->
             .map(|e| Post {
                 msg: &mut e.msg,
                 persist: e.persist,
+                seen_up_to: e.seen_up_to,
+                in_flight_retry: e.in_flight_retry,
             })
             .collect();
-        match store.number_and_store(&mut posts, window).await {
+        match store.number_and_store(&mut posts, shared).await {
             Ok(outcomes) => return outcomes,
             Err(e) => {
                 tracing::error!(error = %e, posts = batch.len(), "group commit failed; retrying");
