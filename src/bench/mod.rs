@@ -18,9 +18,11 @@
 //! Every load loop is bounded in count and in time, and talks to loopback only.
 //!
 //! `chatcap bench frontend` ([`frontend`]) measures the front end alone, as its own process.
+//! `chatcap bench pool` ([`pool`]) measures a whole pool started from a topology file.
 
 pub mod frontend;
 pub mod memory;
+pub mod pool;
 pub mod posts;
 pub mod report;
 pub mod target;
@@ -42,6 +44,9 @@ pub enum BenchCommand {
     /// Measure the front end as its own process: memory per idle WebSocket connection,
     /// CPU per 1,000 forwarded messages.
     Frontend(frontend::FrontendBenchArgs),
+    /// Measure a pool started from a topology file: acked posts/s with 1 and with all
+    /// active chat servers, same-server and cross-server delivery latency.
+    Pool(pool::PoolBenchArgs),
 }
 
 /// Which database(s) to measure.
@@ -200,6 +205,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Frontend(args) => frontend::run(args).await,
+        BenchCommand::Pool(args) => pool::run(args).await,
     }
 }
 

@@ -6,8 +6,13 @@
 //! the group commit, so every ack counted is a durable post. Only acks read inside the
 //! measured window (after the warm-up) count toward posts/s and the histogram. Each client
 //! keeps its own histogram; they are merged exactly at the end.
+//!
+//! [`run`] measures one `chatcap serve` process (`bench server`); [`post`] is the same
+//! load against any [`PostTarget`] — several WebSocket URLs, several chat servers'
+//! `/metrics`, several processes' CPU — for `bench pool`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -64,18 +69,62 @@ struct ClientTally {
     unacked: u64,
 }
 
+/// Where the posting clients connect, and what is read at both edges of the window.
+pub struct PostTarget {
+    /// WebSocket URLs: client i connects to `urls[i mod urls.len()]`.
+    pub urls: Vec<String>,
+    /// `/metrics` addresses of the chat servers; their group-commit summaries are added up.
+    pub metrics: Vec<SocketAddr>,
+    /// CPU-time readers (one per process, or process tree), in the order of the figures
+    /// [`post`] returns.
+    pub cpu: Vec<CpuReader>,
+}
+
+/// Reads the CPU time (user + system) a process has used so far.
+pub type CpuReader = Box<dyn Fn() -> Option<Duration> + Send + Sync>;
+
 /// Run the posting load against `server` and summarise it.
 pub async fn run(
     plan: &PostPlan,
     server: &ServerProcess,
     posters: &[BenchUser],
 ) -> anyhow::Result<PostFigures> {
-    let url = server.ws_url();
-    // Connect and join everyone first, so the window measures posting only.
-    let mut ready = Vec::with_capacity(posters.len());
-    for user in posters.iter().take(plan.clients) {
-        ready.push(connect(&url, user).await?);
+    let pid = server.pid.to_string();
+    let target = PostTarget {
+        urls: vec![server.ws_url()],
+        metrics: vec![server.http],
+        cpu: vec![Box::new(move || cpu_time(&pid))],
+    };
+    let users = &posters[..plan.clients.min(posters.len())];
+    let ready = connect_all(&target.urls, users).await?;
+    let (mut figures, cpu) = post(plan, &target, ready, posters).await?;
+    figures.server_cpu_pct = cpu.first().copied().flatten();
+    Ok(figures)
+}
+
+/// Connect, sign in and join every user's room, one after the other; user i through
+/// `urls[i mod urls.len()]`.
+pub async fn connect_all(urls: &[String], users: &[BenchUser]) -> anyhow::Result<Vec<Client>> {
+    if urls.is_empty() {
+        bail!("no WebSocket URL to connect to");
     }
+    let mut ready = Vec::with_capacity(users.len());
+    for (i, user) in users.iter().enumerate() {
+        ready.push(connect(&urls[i % urls.len()], user).await?);
+    }
+    Ok(ready)
+}
+
+/// Run the posting load on clients already connected (client i as `posters[i]`, posting in
+/// its room) and summarise it; also each of `target.cpu` over the window, % of one core
+/// (`server_cpu_pct` is left empty: the caller knows which process is the server).
+pub async fn post(
+    plan: &PostPlan,
+    target: &PostTarget,
+    ready: Vec<Client>,
+    posters: &[BenchUser],
+) -> anyhow::Result<(PostFigures, Vec<Option<f64>>)> {
+    // Connecting and joining happened before, so the window measures posting only.
     let start = Instant::now();
     let t0 = start + plan.warmup;
     let t1 = t0 + plan.duration;
@@ -88,8 +137,8 @@ pub async fn run(
             post_loop(client, i, room, &text, window, t0, t1).await
         }));
     }
-    let metrics_at = tokio::spawn(scrape_at(server.http, t0, t1));
-    let (server_cpu, own_cpu) = cpu_between(server.pid, t0, t1).await;
+    let metrics_at = tokio::spawn(scrape_at(target.metrics.clone(), t0, t1));
+    let (process_cpu, own_cpu) = cpu_between(&target.cpu, t0, t1).await;
 
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut total = ClientTally::new()?;
@@ -106,7 +155,8 @@ pub async fn run(
     }
     let commits = metrics_at.await.ok().flatten();
     let secs = plan.duration.as_secs_f64();
-    Ok(PostFigures {
+    let pct = |d: Option<Duration>| d.map(|d| 100.0 * d.as_secs_f64() / secs);
+    let figures = PostFigures {
         clients: plan.clients,
         window: plan.window,
         rooms: plan.rooms,
@@ -122,9 +172,10 @@ pub async fn run(
         latency_us: Latency::from_hist(&hist),
         commit_batch_mean: commits.map(|c| c.0),
         commit_ms_mean: commits.map(|c| c.1),
-        server_cpu_pct: server_cpu.map(|d| 100.0 * d.as_secs_f64() / secs),
-        generator_cpu_pct: own_cpu.map(|d| 100.0 * d.as_secs_f64() / secs),
-    })
+        server_cpu_pct: None,
+        generator_cpu_pct: pct(own_cpu),
+    };
+    Ok((figures, process_cpu.into_iter().map(pct).collect()))
 }
 
 async fn connect(url: &str, user: &BenchUser) -> anyhow::Result<Client> {
@@ -238,31 +289,50 @@ async fn post_loop(
     Ok(tally)
 }
 
-/// CPU used by the server and by this process between `t0` and `t1`.
-async fn cpu_between(pid: u32, t0: Instant, t1: Instant) -> (Option<Duration>, Option<Duration>) {
-    let pid = pid.to_string();
+/// CPU used by each reader's process and by this process between `t0` and `t1`.
+async fn cpu_between(
+    readers: &[CpuReader],
+    t0: Instant,
+    t1: Instant,
+) -> (Vec<Option<Duration>>, Option<Duration>) {
     tokio::time::sleep_until(t0).await;
-    let (s0, g0) = (cpu_time(&pid), cpu_time("self"));
+    let before: Vec<Option<Duration>> = readers.iter().map(|r| r()).collect();
+    let g0 = cpu_time("self");
     tokio::time::sleep_until(t1).await;
-    let (s1, g1) = (cpu_time(&pid), cpu_time("self"));
+    let after: Vec<Option<Duration>> = readers.iter().map(|r| r()).collect();
+    let g1 = cpu_time("self");
     let diff = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
-    (diff(s0, s1), diff(g0, g1))
+    let each = before.into_iter().zip(after).map(|(a, b)| diff(a, b));
+    (each.collect(), diff(g0, g1))
 }
 
-/// Group commits between `t0` and `t1`, from the server's Prometheus summaries
-/// `chatcap_commit_batch_posts` and `chatcap_commit_seconds`: (mean posts per commit,
-/// mean milliseconds per commit).
-async fn scrape_at(http: std::net::SocketAddr, t0: Instant, t1: Instant) -> Option<(f64, f64)> {
+/// Group commits between `t0` and `t1`, from the chat servers' Prometheus summaries
+/// `chatcap_commit_batch_posts` and `chatcap_commit_seconds`, added up over the servers
+/// read at both edges: (mean posts per commit, mean milliseconds per commit).
+async fn scrape_at(metrics: Vec<SocketAddr>, t0: Instant, t1: Instant) -> Option<(f64, f64)> {
     tokio::time::sleep_until(t0).await;
-    let a = commit_totals(http).await?;
+    let mut before = Vec::with_capacity(metrics.len());
+    for addr in &metrics {
+        before.push(commit_totals(*addr).await);
+    }
     tokio::time::sleep_until(t1).await;
-    let b = commit_totals(http).await?;
-    let commits = b[1] - a[1];
-    (commits > 0.0).then(|| ((b[0] - a[0]) / commits, 1000.0 * (b[2] - a[2]) / commits))
+    let mut sum: Option<[f64; 3]> = None;
+    for (addr, a) in metrics.iter().zip(before) {
+        // A server without the summaries yet (it committed nothing) is left out.
+        let (Some(a), Some(b)) = (a, commit_totals(*addr).await) else {
+            continue;
+        };
+        let s = sum.get_or_insert([0.0; 3]);
+        for (s, (a, b)) in s.iter_mut().zip(a.iter().zip(b)) {
+            *s += b - a;
+        }
+    }
+    let [posts, commits, seconds] = sum?;
+    (commits > 0.0).then(|| (posts / commits, 1000.0 * seconds / commits))
 }
 
 /// [posts sum, commit count, seconds sum] of the commit summaries.
-async fn commit_totals(http: std::net::SocketAddr) -> Option<[f64; 3]> {
+async fn commit_totals(http: SocketAddr) -> Option<[f64; 3]> {
     let body = super::frontend::probe::scrape(http).await?;
     let value = |name: &str| {
         body.lines()

@@ -88,7 +88,8 @@ const TOKEN_TTL_SECS: i64 = 24 * 3600;
 /// The server's settings for the bench: the per-session request rate limit (200/s by
 /// default, meant for people) would otherwise cap a pipelining client far below what the
 /// server can do. Everything else keeps its default.
-const SERVER_SETTINGS: &str = "[front]\nrate_per_sec = 1000000000.0\nrate_burst = 1000000000.0\n";
+pub const SERVER_SETTINGS: &str =
+    "[front]\nrate_per_sec = 1000000000.0\nrate_burst = 1000000000.0\n";
 
 /// Create the database, users, category and rooms; issue tokens.
 pub async fn prepare(backend: &Backend, setup: &Setup) -> anyhow::Result<Prepared> {
