@@ -180,9 +180,13 @@ async fn start_chat(
                 PoolKind::Single => None,
                 PoolKind::Multiple => {
                     let listener = bind(settings.listen).await?;
+                    let leases = Store::open_side(&cfg.database_url(), 2)
+                        .await
+                        .map_err(store_error)?;
                     let secret = link_secret.clone();
                     let pool = crate::pool::start(
                         hub.clone(),
+                        leases,
                         settings.clone(),
                         listener,
                         secret,

@@ -93,7 +93,7 @@ async fn answer(pool: &Pool, req: AdminRequest) -> Value {
                 return refused(&e);
             }
             let grace = i64::try_from(super::lease::GRACE.as_micros()).unwrap_or(i64::MAX);
-            if let Err(e) = pool.hub.store.pool_set_active(&servers, grace).await {
+            if let Err(e) = pool.leases.pool_set_active(&servers, grace).await {
                 return refused(&e);
             }
         }
@@ -129,7 +129,7 @@ fn check_active(pool: &Pool, servers: &[String]) -> Result<(), String> {
 async fn status(pool: &Pool) -> Value {
     let lease = pool.lease();
     let (accepting, evacuating) = pool.hub.serving();
-    let slots = match pool.hub.store.pool_slots().await {
+    let slots = match pool.leases.pool_slots().await {
         Ok(slots) => json!(slots),
         Err(e) => json!({"error": e.to_string()}),
     };

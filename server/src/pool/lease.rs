@@ -42,6 +42,15 @@ impl LeaseState {
     pub fn active(&self) -> bool {
         self.slot.is_some() && !self.cut_off && !self.drained
     }
+
+    /// When a holder that cannot renew must stop serving: `ttl - margin` after the start
+    /// of its last successful renewal (`None`: not holding, or stopped already).
+    fn stop_at(&self, timing: crate::config::LeaseTiming) -> Option<Instant> {
+        match (self.slot, self.renewed, self.cut_off) {
+            (Some(_), Some(renewed), false) => Some(renewed + (timing.ttl - timing.margin)),
+            _ => None,
+        }
+    }
 }
 
 fn micros(d: std::time::Duration) -> i64 {
@@ -52,7 +61,7 @@ fn micros(d: std::time::Duration) -> i64 {
 /// can take it at once.
 pub async fn keep(pool: Arc<Pool>, shutdown: CancellationToken) {
     let timing = pool.settings.lease;
-    let store = pool.hub.store.clone();
+    let store = pool.leases.clone();
     let me = pool.name().to_string();
     // The pool's first start creates its places from the topology's active servers.
     loop {
@@ -70,12 +79,23 @@ pub async fn keep(pool: Arc<Pool>, shutdown: CancellationToken) {
     }
     loop {
         let started = Instant::now();
-        let held =
-            tokio::time::timeout(timing.renew, store.pool_hold(&me, micros(timing.ttl))).await;
+        let held = store.pool_hold(&me, micros(timing.ttl));
+        tokio::pin!(held);
+        // A slow renewal is waited for; but when the holder's own deadline passes first,
+        // it stops serving at that moment, whatever the renewal does later.
+        let outcome = loop {
+            let deadline = pool.lease().stop_at(timing);
+            tokio::select! {
+                _ = shutdown.cancelled() => break None,
+                r = &mut held => break Some(r),
+                _ = sleep_until_some(deadline) => pool.cut_off(),
+            }
+        };
+        let Some(result) = outcome else { break };
         {
             let mut lease = pool.lease_mut();
-            match held {
-                Ok(Ok((slot, drained))) => {
+            match result {
+                Ok((slot, drained)) => {
                     if slot != lease.slot {
                         tracing::info!(?slot, "active place");
                     }
@@ -84,15 +104,7 @@ pub async fn keep(pool: Arc<Pool>, shutdown: CancellationToken) {
                     lease.renewed = Some(started);
                     lease.cut_off = false;
                 }
-                failed => {
-                    let expired = lease
-                        .renewed
-                        .is_none_or(|r| started.duration_since(r) >= timing.ttl - timing.margin);
-                    if expired && !lease.cut_off && lease.slot.is_some() {
-                        tracing::error!(error = ?failed.map(|r| r.err()), "lease not renewed in time: stopping work, moving sessions");
-                    }
-                    lease.cut_off |= expired;
-                }
+                Err(e) => tracing::warn!(error = %e, "lease not renewed"),
             }
         }
         pool.apply_lease();
@@ -108,7 +120,22 @@ pub async fn keep(pool: Arc<Pool>, shutdown: CancellationToken) {
     }
 }
 
+/// Sleep until `at`; forever when there is no deadline.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Pool {
+    /// The lease may have ended: stop taking work and ask for the sessions to be moved.
+    fn cut_off(&self) {
+        self.lease_mut().cut_off = true;
+        tracing::error!("lease not renewed in time: stopping work, moving sessions");
+        self.apply_lease();
+    }
+
     /// What this server knows of its lease now.
     pub fn lease(&self) -> LeaseState {
         *self.lease.lock().unwrap_or_else(|p| p.into_inner())
@@ -130,7 +157,7 @@ impl Pool {
     /// Drain (`true`) or undrain this server: stored, then applied at once. A drained
     /// server gives up its place, so that a standby takes it.
     pub async fn set_drained(&self, drained: bool) -> Result<(), crate::store::StoreError> {
-        let store = &self.hub.store;
+        let store = &self.leases;
         store.pool_set_drained(self.name(), drained).await?;
         if drained {
             store.pool_release(self.name()).await?;

@@ -41,6 +41,9 @@ pub struct Pool {
     /// Where this server is in the pool.
     pub settings: PoolSettings,
     hub: Arc<Hub>,
+    /// The database for leases, on connections of its own: a renewal never waits behind
+    /// the chat's queries.
+    leases: crate::store::Store,
     secret: Option<Arc<[u8]>>,
     lease: Mutex<lease::LeaseState>,
     /// The live connection from each other server: its stop token and a lock held for
@@ -52,10 +55,16 @@ pub struct Pool {
 }
 
 impl Pool {
-    fn new(settings: PoolSettings, hub: Arc<Hub>, secret: Option<Arc<[u8]>>) -> Self {
+    fn new(
+        settings: PoolSettings,
+        hub: Arc<Hub>,
+        leases: crate::store::Store,
+        secret: Option<Arc<[u8]>>,
+    ) -> Self {
         Self {
             settings,
             hub,
+            leases,
             secret,
             lease: Mutex::new(lease::LeaseState::default()),
             inbound: Mutex::new(HashMap::new()),
@@ -115,6 +124,7 @@ pub async fn claim(store: &crate::store::Store, settings: &PoolSettings) -> Resu
 /// active place.
 pub fn start(
     hub: Arc<Hub>,
+    leases: crate::store::Store,
     settings: PoolSettings,
     listener: TcpListener,
     secret: Option<Arc<[u8]>>,
@@ -122,7 +132,7 @@ pub fn start(
     shutdown: &CancellationToken,
 ) -> Arc<Pool> {
     hub.set_serving(false, false);
-    let pool = Arc::new(Pool::new(settings, hub, secret));
+    let pool = Arc::new(Pool::new(settings, hub, leases, secret));
     tasks.spawn(lease::keep(pool.clone(), shutdown.clone()));
     for (name, addr) in pool.settings.peers.clone() {
         tasks.spawn(dial::keep(pool.clone(), name, addr, shutdown.clone()));

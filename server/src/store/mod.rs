@@ -148,6 +148,25 @@ impl Store {
         Ok(store)
     }
 
+    /// A second handle on a PostgreSQL database with `connections` of its own and no
+    /// migration: for work that must never queue behind the chat's queries for a
+    /// connection (a pool's leases).
+    pub async fn open_side(url: &str, connections: u32) -> Result<Store> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Unsupported(
+                "a multiple-server pool needs PostgreSQL (leases use the database's clock)",
+            ));
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy_with(PgConnectOptions::from_str(url)?);
+        Ok(Store {
+            backend: Backend::Postgres(pool),
+            url: url.to_string(),
+        })
+    }
+
     async fn migrate(&self, schema: Schema) -> Result<()> {
         let mut m = match (&self.backend, schema) {
             (Backend::Sqlite { .. }, Schema::Content) => sqlx::migrate!("migrations/sqlite"),
