@@ -22,13 +22,14 @@ use crate::files::support::Http;
 /// The admin and `n` users, each with a client through front end `i % front ends`.
 struct Crowd {
     admin: Client,
+    admin_id: i64,
     ids: Vec<i64>,
     tokens: Vec<String>,
     clients: Vec<Client>,
 }
 
 async fn crowd(pool: &TestPool, n: usize) -> Crowd {
-    let (_, admin_token) = pool.user("admin@pool.test", true);
+    let (admin_id, admin_token) = pool.user("admin@pool.test", true);
     let admin = pool.client(0, &admin_token).await;
     let mut ids = Vec::new();
     let mut tokens = Vec::new();
@@ -44,6 +45,7 @@ async fn crowd(pool: &TestPool, n: usize) -> Crowd {
     }
     Crowd {
         admin,
+        admin_id,
         ids,
         tokens,
         clients,
@@ -75,11 +77,22 @@ async fn users_homed_on_different_servers_chat_in_one_order_with_global_numbers(
     }
     let pool = TestPool::start(3, 1, 2).await;
     let mut c = crowd(&pool, 6).await;
-    assert_eq!(
-        servers_in_use(&pool).await,
-        3,
-        "sessions spread over the 3 active servers: {:?}",
-        pool.sessions().await
+    // Each user's session is on the server the front ends' routing picks for it.
+    let mut want = [0u64; 3];
+    for id in c.ids.iter().chain([&c.admin_id]) {
+        want[chatcap_server::frontend::home_of(*id, 3)] += 1;
+    }
+    let got: Vec<u64> = pool
+        .sessions()
+        .await
+        .iter()
+        .take(3)
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(got, want, "sessions over the 3 active servers");
+    assert!(
+        want.iter().filter(|n| **n > 0).count() >= 2,
+        "users on several servers"
     );
     let standby = pool.status("chat4").await.expect("chat4 answers");
     assert_eq!(

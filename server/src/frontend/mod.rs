@@ -51,6 +51,15 @@ pub enum VerifyError {
     NotReady,
 }
 
+/// Which of `servers` chat servers a new session of `user` goes to (0-based among those
+/// that take new sessions, in configuration order). The id is mixed first (Fibonacci
+/// hashing): consecutive ids, or ids that share a pattern such as users with a second
+/// endpoint, still spread evenly.
+pub fn home_of(user: i64, servers: usize) -> usize {
+    let mixed = (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    (mixed % servers.max(1) as u64) as usize
+}
+
 /// One configured chat server, as this front end sees it.
 #[derive(Default)]
 struct LinkSlot {
@@ -154,7 +163,8 @@ impl FrontEnd {
     }
 
     /// The chat server for a new session of `user` (not `avoid`): among the servers that
-    /// take new sessions, the same one for the same user while that set stays the same.
+    /// take new sessions, the same one for the same user while that set stays the same
+    /// ([`home_of`]).
     /// `None` when no server takes new sessions (a pool whose servers are all cut off from
     /// the database, or starting): the client is told to come back later.
     fn route(&self, user: i64, avoid: Option<usize>) -> Option<(usize, mpsc::Sender<Frame>)> {
@@ -165,8 +175,7 @@ impl FrontEnd {
                 slot.tx.clone().filter(|_| slot.accepting).map(|tx| (i, tx))
             })
             .collect();
-        let n = open.len() as i64;
-        (n > 0).then(|| open[user.rem_euclid(n) as usize].clone())
+        (!open.is_empty()).then(|| open[home_of(user, open.len())].clone())
     }
 
     /// A chat server said how it serves (`Status`): route new sessions to it or not, and

@@ -1,16 +1,18 @@
 //! Where each client of `bench pool` lands: which chat server and which front end, and
 //! which user ids put it there. Pure functions only; nothing here connects.
 //!
-//! A front end routes a new session of user `u` to `accepting[u mod n]`, where `accepting`
-//! lists the chat servers that take new sessions in topology order
-//! (`FrontEnd::route` in server/src/frontend/mod.rs). The bench sets the first k active
-//! servers of the topology active and waits until exactly those accept, so user `u` lands
-//! on the `(u mod k)`-th of them: choosing user ids chooses servers. The bench then checks
-//! the servers' session counts, since this is the server's routing rule, not a contract.
+//! A front end routes a new session of user `u` to `accepting[home_of(u, n)]`, where
+//! `accepting` lists the chat servers that take new sessions in topology order
+//! (`chatcap_server::frontend::home_of`). The bench sets the first k active servers of the
+//! topology active and waits until exactly those accept, so user `u` lands on the
+//! `home_of(u, k)`-th of them: choosing user ids chooses servers. The bench then checks the
+//! servers' session counts.
+
+use chatcap_server::frontend::home_of;
 
 /// No user id left for a wanted server: the candidates were too few or too uneven.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no user left whose id mod {servers} is {server} (needed {needed}, had {had})")]
+#[error("no user left that goes to server {server} of {servers} (needed {needed}, had {had})")]
 pub struct Shortage {
     /// Servers the ids are spread over.
     pub servers: usize,
@@ -48,12 +50,12 @@ pub fn spread(clients: usize, servers: usize, front_ends: usize) -> Vec<Slot> {
 }
 
 /// For each wanted server in `want` (0-based among `servers`), a distinct index into `ids`
-/// of a user whose id mod `servers` is that server; candidates are taken in order.
+/// of a user the front ends send to that server; candidates are taken in order.
 pub fn pick_users(ids: &[i64], want: &[usize], servers: usize) -> Result<Vec<usize>, Shortage> {
     let k = servers.max(1);
     let mut buckets: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); k];
     for (i, id) in ids.iter().enumerate() {
-        buckets[id.rem_euclid(k as i64) as usize].push_back(i);
+        buckets[home_of(*id, k)].push_back(i);
     }
     let had: Vec<usize> = buckets.iter().map(|b| b.len()).collect();
     want.iter()
@@ -155,23 +157,24 @@ mod tests {
     }
 
     #[test]
-    fn users_are_picked_by_id_modulo_the_servers() {
+    fn users_are_picked_by_where_the_front_ends_send_them() {
         let ids: Vec<i64> = (101..=112).collect();
         let want: Vec<usize> = spread(8, 4, 2).iter().map(|s| s.server).collect();
         let picked = pick_users(&ids, &want, 4).expect("enough users");
         assert_eq!(picked.len(), 8);
         for (p, w) in picked.iter().zip(&want) {
-            assert_eq!(ids[*p].rem_euclid(4) as usize, *w);
+            assert_eq!(home_of(ids[*p], 4), *w);
         }
         let mut distinct = picked.clone();
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), picked.len());
-        // Gaps in the ids are fine as long as each residue has enough.
-        let ids = [4, 8, 9, 20, 33, 7];
-        assert_eq!(pick_users(&ids, &[0, 1, 0, 3], 4), Ok(vec![0, 2, 1, 5]));
+        // Any ids will do as long as each server has enough of them; a shortage is named.
+        let to_zero: Vec<i64> = (1..200).filter(|id| home_of(*id, 4) == 0).take(3).collect();
+        let picked = pick_users(&to_zero, &[0, 0], 4).expect("two of three");
+        assert_eq!(picked, vec![0, 1]);
         assert_eq!(
-            pick_users(&ids, &[2], 4),
+            pick_users(&to_zero, &[2], 4),
             Err(Shortage {
                 servers: 4,
                 server: 2,

@@ -115,11 +115,11 @@ pub async fn measure(
 }
 
 /// Rooms and candidate users the whole run needs: one room per throughput client and per
-/// pair; enough users that every server gets its share whatever the ids (ids come in
-/// sequence, so a margin of a few per server is plenty; `pick_users` says when not).
+/// pair; enough users that every server gets its share (`pick_users` says when not).
 pub fn population_size(clients: usize, pairs: usize) -> (usize, usize) {
     let rooms = clients + pairs;
-    let users = clients.max(2 * pairs) + pairs + 4 * chatcap_server::topology::MAX_ACTIVE;
+    // Ids spread over the servers evenly but not exactly (`home_of`): twice what is needed.
+    let users = 2 * (clients.max(2 * pairs) + pairs) + 16 * chatcap_server::topology::MAX_ACTIVE;
     (users.max(rooms), rooms)
 }
 
