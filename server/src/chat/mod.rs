@@ -113,6 +113,8 @@ pub struct Hub {
     presence: Mutex<presence::PresenceBook>,
     next_link: AtomicU32,
     committer: std::sync::OnceLock<Committer<PostTag>>,
+    /// Pending invitations, (user, room) (`social`).
+    invitations: Mutex<std::collections::HashSet<(i64, i64)>>,
     /// Held while changed rows are read again into the directory (`peers`).
     refreshing: tokio::sync::Mutex<()>,
     /// Queues toward the other chat servers of the pool (none on a single box).
@@ -140,6 +142,7 @@ impl Hub {
         shared: bool,
     ) -> Result<Arc<Hub>, crate::store::StoreError> {
         let dir = store.load_directory().await?;
+        let invitations = store.pending_invitations().await?;
         tracing::info!(
             users = dir.users.len(),
             rooms = dir.rooms.len(),
@@ -158,6 +161,7 @@ impl Hub {
             committer: std::sync::OnceLock::new(),
             outbox: outbox::Outbox::default(),
             refreshing: tokio::sync::Mutex::new(()),
+            invitations: Mutex::new(invitations.into_iter().collect()),
             compliance: std::sync::OnceLock::new(),
             in_flight: AtomicUsize::new(0),
             resuming: AtomicUsize::new(0),

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::protocol::pool::PoolFrame;
 
 /// Frames queued toward one peer before it counts as stalled.
-pub const PEER_QUEUE: usize = 1 << 16;
+pub const PEER_QUEUE: usize = 1 << 18;
 
 /// The queues toward the connected peers, by peer name.
 #[derive(Default)]

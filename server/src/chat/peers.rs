@@ -102,7 +102,10 @@ impl Hub {
                 };
                 self.push_to_room(&hot, &push, None);
             }
-            Change::UserPush { user, json } => self.push_to_user(*user, json),
+            Change::Invited { user, room, json } => {
+                self.invitations().insert((*user, *room));
+                self.push_to_user(*user, json);
+            }
         }
     }
 

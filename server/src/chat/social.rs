@@ -70,6 +70,7 @@ impl Hub {
                     .remove_invitation(user.id, *room)
                     .await
                     .map_err(storage)?;
+                self.invitations().remove(&(user.id, *room));
                 Ok(reply_json(id, &Changed { changed }))
             }
             Op::Follow { room } => {
@@ -183,24 +184,35 @@ impl Hub {
             at_us,
         }));
         // The invitee's sessions may be on any chat server of the pool.
-        self.changed(Change::UserPush {
+        self.changed(Change::Invited {
             user: due.user,
+            room: due.room,
             json: push,
         })
         .await;
     }
 
-    /// A join took effect: an invitation to the room is used up. Asks the read side first,
-    /// so that the usual join (no invitation) never queues behind the writer; a failure
-    /// only leaves the invitation pending.
+    /// A join took effect: an invitation to the room is used up. Only a join this server
+    /// knows an invitation for asks the database (joins come in storms at sign-in; the
+    /// pending invitations are in memory, loaded at start and told by every server); a
+    /// failure only leaves the invitation pending.
     pub(super) async fn invitation_used(&self, user: i64, room: i64) {
-        let result = match self.store.has_invitation(user, room).await {
-            Ok(true) => self.store.remove_invitation(user, room).await.map(|_| ()),
-            other => other.map(|_| ()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, room, user, "invitation not cleared on join");
+        if !self.invitations().contains(&(user, room)) {
+            return;
         }
+        match self.store.remove_invitation(user, room).await {
+            Ok(_) => {
+                self.invitations().remove(&(user, room));
+            }
+            Err(e) => tracing::warn!(error = %e, room, user, "invitation not cleared on join"),
+        }
+    }
+
+    /// The pending invitations this server knows, (user, room).
+    pub(super) fn invitations(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashSet<(i64, i64)>> {
+        self.invitations.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A room was deleted: forget its invitations and follows (a failure leaves rows no

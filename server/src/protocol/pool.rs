@@ -77,11 +77,14 @@ pub enum Change {
         /// Removed.
         removed: bool,
     },
-    /// A push for every session of one user (an invitation).
-    UserPush {
+    /// A user was invited to a room: every server remembers it (a join uses it up) and
+    /// pushes `json` to the user's sessions.
+    Invited {
         /// The user.
         user: i64,
-        /// The push's JSON text.
+        /// The room.
+        room: i64,
+        /// The `invitation` push's JSON text.
         json: String,
     },
 }

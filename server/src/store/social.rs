@@ -80,6 +80,13 @@ impl Store {
             .collect())
     }
 
+    /// Every pending invitation, as (user, room): what a chat server keeps in memory so
+    /// that a join asks the database only when there is one to use up.
+    pub async fn pending_invitations(&self) -> Result<Vec<(i64, i64)>> {
+        let sql = "SELECT user_id, room_id FROM invitations";
+        Ok(on_pool!(self, read, p => sqlx::query_as(sql).fetch_all(p).await?))
+    }
+
     /// True when the user has an invitation to the room (a read: joins ask this first,
     /// so that a join without an invitation never waits for the writer).
     pub async fn has_invitation(&self, user: i64, room: i64) -> Result<bool> {
