@@ -13,6 +13,8 @@ use chatcap_server::config::{Role, ServeConfig};
 use chatcap_server::store::Schema;
 use clap::{Args, Parser, Subcommand};
 
+use crate::usage::UsageError;
+
 /// chatcap: a reference Persistent Chat server and pool, and a load generator and capacity
 /// harness for it.
 #[derive(Debug, Parser)]
@@ -192,10 +194,6 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-/// An error in what the user gave us (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

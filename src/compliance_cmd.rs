@@ -15,7 +15,7 @@ use chatcap_server::serve::open_store;
 use chatcap_server::store::Schema;
 use clap::{Args, Subcommand};
 
-use crate::cli::UsageError;
+use crate::usage::UsageError;
 
 /// `compliance` subcommands.
 #[derive(Debug, Subcommand)]

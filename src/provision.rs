@@ -14,7 +14,7 @@ use chatcap_server::store::Schema;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::UsageError;
+use crate::usage::UsageError;
 
 /// Options of `provision`.
 #[derive(Debug, Args)]

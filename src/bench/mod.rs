@@ -33,7 +33,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::cli::UsageError;
+use crate::usage::UsageError;
 use report::{BackendReport, BenchReport};
 
 /// `bench` subcommands.

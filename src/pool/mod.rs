@@ -79,7 +79,7 @@ pub struct SetActiveArgs {
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Topology> {
-    Topology::load(path).map_err(|e| crate::cli::UsageError(e.to_string()).into())
+    Topology::load(path).map_err(|e| crate::usage::UsageError(e.to_string()).into())
 }
 
 /// Run a `pool` subcommand.
@@ -110,7 +110,7 @@ pub async fn run(cmd: PoolCommand) -> anyhow::Result<()> {
             for s in &a.servers {
                 if t.server(s).is_none() {
                     let known: Vec<&str> = t.chat_servers.iter().map(|c| c.name.as_str()).collect();
-                    return Err(crate::cli::UsageError(format!(
+                    return Err(crate::usage::UsageError(format!(
                         "{s:?} is not a chat server of {} ({})",
                         t.file.display(),
                         known.join(", ")
@@ -131,7 +131,7 @@ pub async fn run(cmd: PoolCommand) -> anyhow::Result<()> {
                         return Ok(());
                     }
                     Err(e @ AdminError::Refused { .. }) => {
-                        return Err(crate::cli::UsageError(e.to_string()).into())
+                        return Err(crate::usage::UsageError(e.to_string()).into())
                     }
                     Err(e) => last = Some(e),
                 }
@@ -150,7 +150,7 @@ fn secret(t: &Topology) -> Option<&[u8]> {
 async fn admin_one(path: &std::path::Path, server: &str, req: AdminRequest) -> anyhow::Result<()> {
     let t = load(path)?;
     let s = t.server(server).ok_or_else(|| {
-        crate::cli::UsageError(format!(
+        crate::usage::UsageError(format!(
             "{server:?} is not a chat server of {}",
             t.file.display()
         ))
@@ -245,7 +245,7 @@ pub fn status_table(t: &Topology, answers: &[(String, Result<Value, AdminError>)
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let topology = load(&args.topology)?;
-    launch::check_loopback(&topology).map_err(|e| crate::cli::UsageError(e.to_string()))?;
+    launch::check_loopback(&topology).map_err(|e| crate::usage::UsageError(e.to_string()))?;
     let dir = match args.dir {
         Some(d) => d,
         None => PathBuf::from("reports").join(format!(

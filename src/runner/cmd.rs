@@ -7,8 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::execute::{self, RunOptions};
 use super::shard::ShardId;
-use crate::cli::UsageError;
 use crate::scenario::{dry_run_table, Scenario};
+use crate::usage::UsageError;
 
 /// Options of `run`.
 #[derive(Debug, Args)]

@@ -133,7 +133,7 @@ async fn a_bad_spec_is_refused_naming_the_field() {
     assert!(err.to_string().contains("rooms[0].size"), "{err:#}");
     assert!(err
         .chain()
-        .any(|c| c.downcast_ref::<chatcap::cli::UsageError>().is_some()));
+        .any(|c| c.downcast_ref::<chatcap::usage::UsageError>().is_some()));
     // Nothing was created.
     assert!(!dir.path().join("content.db").exists());
 }

@@ -30,8 +30,8 @@ use clap::Args;
 
 use super::report::Machine;
 use super::target::{self, Prepared};
-use crate::cli::UsageError;
 use crate::serve_process::ServeProcess;
+use crate::usage::UsageError;
 use figures::FrontendReport;
 use forward::ForwardPlan;
 

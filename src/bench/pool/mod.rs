@@ -42,8 +42,8 @@ use tokio_util::sync::CancellationToken;
 use super::frontend::probe::load_average;
 use super::posts::PostPlan;
 use super::report::Machine;
-use crate::cli::UsageError;
 use crate::pool::launch::{self, Launched};
+use crate::usage::UsageError;
 use delivery::PairPlan;
 use figures::{PoolReport, ProcessInfo};
 
