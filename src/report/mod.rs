@@ -7,6 +7,8 @@
 //! - [`render`]: Markdown / console table and the CSV files.
 //! - this file: building the summary from a run and writing the folder.
 
+pub mod hlog;
+pub mod latency;
 pub mod model;
 pub mod render;
 pub mod window;

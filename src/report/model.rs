@@ -4,49 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+pub use super::latency::Latency;
 use crate::metrics::recorder::{Recorder, ALL};
 use crate::metrics::resources::ProcessSummary;
 use crate::runner::reconcile::Reconciliation;
 
 /// Schema identifier written into every summary.
 pub const SCHEMA: &str = "chatcap.summary/1";
-
-/// Latency percentiles, µs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Latency {
-    /// Median.
-    pub p50_us: u64,
-    /// 90th percentile.
-    pub p90_us: u64,
-    /// 99th percentile.
-    pub p99_us: u64,
-    /// 99.9th percentile.
-    pub p999_us: u64,
-    /// Largest.
-    pub max_us: u64,
-    /// Mean.
-    pub mean_us: f64,
-}
-
-impl Latency {
-    /// Percentiles of a histogram (zeros when empty).
-    pub fn of(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Self::default();
-        }
-        Self {
-            p50_us: h.value_at_quantile(0.5),
-            p90_us: h.value_at_quantile(0.9),
-            p99_us: h.value_at_quantile(0.99),
-            p999_us: h.value_at_quantile(0.999),
-            max_us: h.max(),
-            mean_us: h.mean(),
-        }
-    }
-}
 
 /// One operation's figures. The top-level percentiles are response times from the intended
 /// start (what a user waits, coordinated omission corrected); `service` is from the actual

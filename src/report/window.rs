@@ -3,13 +3,14 @@
 //! figures are exact merges of the recorded histograms, not averages of percentiles.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use super::model::Latency;
-use crate::metrics::recorder::{decode, new_histogram};
+use super::hlog::{read, LogError};
+use super::latency::Latency;
+use crate::metrics::recorder::new_histogram;
 
 /// One operation's latency over the window.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -31,91 +32,17 @@ pub struct WindowSummary {
     pub operations: BTreeMap<String, WindowOp>,
 }
 
-/// Why the interval logs could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum WindowError {
-    /// No interval log in the folder (nor in its `shard-*` folders).
-    #[error("no histograms.hlog in {0} or its shard folders")]
-    NoLog(String),
-    /// A log could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A line is not an interval of the log's format.
-    #[error("{path}:{line}: {reason}")]
-    Bad {
-        /// The file.
-        path: String,
-        /// 1-based line number.
-        line: usize,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// The interval logs of a results folder: its own, or its shards'.
-pub fn logs(dir: &Path) -> Result<Vec<PathBuf>, WindowError> {
-    let own = dir.join("histograms.hlog");
-    if own.exists() {
-        return Ok(vec![own]);
-    }
-    let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| WindowError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?
-        .flatten()
-        .map(|e| e.path().join("histograms.hlog"))
-        .filter(|p| {
-            p.exists()
-                && p.parent()
-                    .and_then(|d| d.file_name())
-                    .is_some_and(|n| n.to_string_lossy().starts_with("shard-"))
-        })
-        .collect();
-    shards.sort();
-    if shards.is_empty() {
-        return Err(WindowError::NoLog(dir.display().to_string()));
-    }
-    Ok(shards)
-}
-
 /// Merge every interval that starts at or after `from_s` in `logs`.
-pub fn summarise(logs: &[PathBuf], from_s: f64) -> Result<WindowSummary, WindowError> {
+pub fn summarise(logs: &[PathBuf], from_s: f64) -> Result<WindowSummary, LogError> {
     let mut merged: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     for path in logs {
-        let text = std::fs::read_to_string(path).map_err(|source| WindowError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        for (i, line) in text.lines().enumerate() {
-            let Some(rest) = line.strip_prefix("Tag=") else {
-                continue;
-            };
-            let bad = |reason: String| WindowError::Bad {
+        for iv in read(path)?.into_iter().filter(|iv| iv.start_s >= from_s) {
+            let total = merged.entry(iv.tag).or_insert_with(new_histogram);
+            total.add(&iv.histogram).map_err(|e| LogError::Bad {
                 path: path.display().to_string(),
-                line: i + 1,
-                reason,
-            };
-            let fields: Vec<&str> = rest.splitn(5, ',').collect();
-            let [tag, start, _len, _max, encoded] = fields.as_slice() else {
-                return Err(bad(
-                    "expected Tag=<tag>,<start>,<length>,<max>,<histogram>".into()
-                ));
-            };
-            let start: f64 = start
-                .parse()
-                .map_err(|_| bad(format!("start {start:?} is not a number")))?;
-            if start < from_s {
-                continue;
-            }
-            let h = decode(tag, encoded).map_err(|e| bad(e.to_string()))?;
-            let total = merged.entry(tag.to_string()).or_insert_with(new_histogram);
-            total.add(&h).map_err(|e| bad(format!("{e:?}")))?;
+                line: 0,
+                reason: format!("{e:?}"),
+            })?;
         }
     }
     let mut operations: BTreeMap<String, WindowOp> = BTreeMap::new();
@@ -140,6 +67,7 @@ pub fn summarise(logs: &[PathBuf], from_s: f64) -> Result<WindowSummary, WindowE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::hlog::logs;
 
     #[test]
     fn intervals_before_the_window_are_left_out_and_shards_add_up() {
@@ -181,7 +109,7 @@ mod tests {
     #[test]
     fn a_folder_without_logs_and_a_bad_line_are_errors() {
         let dir = tempfile::tempdir().expect("temp dir");
-        assert!(matches!(logs(dir.path()), Err(WindowError::NoLog(_))));
+        assert!(matches!(logs(dir.path()), Err(LogError::NoLog(_))));
         let path = dir.path().join("histograms.hlog");
         std::fs::write(&path, "Tag=post_ack.response,abc,1,0,xyz\n").expect("write");
         let err = summarise(&[path], 0.0).expect_err("bad start");

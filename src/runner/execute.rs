@@ -331,7 +331,7 @@ fn finish(
         started_unix,
         reconciliation,
         fd_limit,
-        logs: report::window::logs(out).unwrap_or_default(),
+        logs: report::hlog::logs(out).unwrap_or_default(),
     };
     let summary = report::summarise_run(&outcome, info);
     report::write_folder(out, &summary, &outcome).map_err(|source| RunError::Write {
