@@ -34,6 +34,13 @@ pub enum Command {
     Run(crate::runner::cmd::RunArgs),
     /// Merge the result folders of shards run on several machines into one report.
     Merge(crate::runner::cmd::MergeArgs),
+    /// Render a results folder: report.html with every chart (also as SVG files in plots/),
+    /// or one file whose extension names the format (--out x.html|x.md|x.json|x.csv). Exit
+    /// code 2 for a missing, truncated, foreign or older results folder.
+    Report(crate::report_cmd::ReportArgs),
+    /// Compare runs side by side: key figures with their change from the first run, in the
+    /// terminal and as HTML (with overlaid charts), Markdown or JSON (--out).
+    Compare(crate::report_cmd::CompareArgs),
     /// Run a chat server. With no arguments: a single box (front end on 127.0.0.1:8080, chat
     /// server on 127.0.0.1:5041, SQLite under ./data).
     Serve(ServeArgs),
@@ -194,7 +201,6 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -209,6 +215,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => crate::runner::cmd::run(args).await,
         Command::Merge(args) => crate::runner::cmd::merge(args).await,
+        Command::Report(args) => crate::report_cmd::report(args),
+        Command::Compare(args) => crate::report_cmd::compare(args),
         Command::Serve(args) => serve(args).await,
         Command::Provision(args) => crate::provision::run(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pool;
 pub mod provision;
 pub mod report;
+pub mod report_cmd;
 pub mod runner;
 pub mod scenario;
 pub mod serve_process;

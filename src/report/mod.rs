@@ -3,14 +3,23 @@
 //! HdrHistogram interval log written during the run) and the console table.
 //!
 //! # Layout
-//! - [`model`]: the summary structure and metric lookup for SLOs.
+//! - [`latency`], [`model`]: the summary structure and metric lookup for SLOs.
+//! - [`hlog`], [`window`]: the interval logs read back; latency over the last phase.
 //! - [`render`]: Markdown / console table and the CSV files.
+//! - [`results`]: a results folder read back and checked.
+//! - [`plot`], [`figures`], [`html`], [`output`]: the charts of a run and `report.html`.
 //! - this file: building the summary from a run and writing the folder.
 
+pub mod compare;
+pub mod figures;
 pub mod hlog;
+pub mod html;
 pub mod latency;
 pub mod model;
+pub mod output;
+pub mod plot;
 pub mod render;
+pub mod results;
 pub mod window;
 
 use std::collections::BTreeMap;

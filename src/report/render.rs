@@ -6,13 +6,15 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::model::Summary;
+use super::model::{SloResult, Summary};
 
-fn ms(us: u64) -> String {
+/// Microseconds as milliseconds with two decimals.
+pub fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
 
-fn mib(bytes: u64) -> String {
+/// Bytes as MiB with one decimal.
+pub fn mib(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
 }
 
@@ -117,12 +119,7 @@ pub fn markdown(s: &Summary) -> String {
         let _ = writeln!(out, "\n| SLO | measured | verdict |");
         let _ = writeln!(out, "|---|---:|---|");
         for r in &s.slo {
-            let v = match r.value {
-                None => "not measured".to_string(),
-                Some(v) if r.unit == "us" => format!("{:.2} ms", v / 1000.0),
-                Some(v) if r.unit == "fraction" => format!("{:.4}%", v * 100.0),
-                Some(v) => format!("{v}"),
-            };
+            let v = slo_value(r);
             let _ = writeln!(
                 out,
                 "| `{}` | {v} | {} |",
@@ -141,6 +138,41 @@ pub fn markdown(s: &Summary) -> String {
         m.kernel,
         m.fd_limit
     );
+    out
+}
+
+/// An objective's measured value in its unit.
+pub fn slo_value(r: &SloResult) -> String {
+    match r.value {
+        None => "not measured".to_string(),
+        Some(v) if r.unit == "us" => format!("{:.2} ms", v / 1000.0),
+        Some(v) if r.unit == "fraction" => format!("{:.4}%", v * 100.0),
+        Some(v) => format!("{v}"),
+    }
+}
+
+/// The operations table as CSV (latency in µs).
+pub fn operations_csv(s: &Summary) -> String {
+    let mut out = String::from(
+        "operation,count,rate_per_s,errors,timeouts,p50_us,p90_us,p99_us,p999_us,max_us,service_p99_us\n",
+    );
+    for (name, o) in &s.operations {
+        let r = &o.response;
+        let _ = writeln!(
+            out,
+            "{name},{},{:.3},{},{},{},{},{},{},{},{}",
+            o.count,
+            o.rate_per_s,
+            o.errors,
+            o.timeouts,
+            r.p50_us,
+            r.p90_us,
+            r.p99_us,
+            r.p999_us,
+            r.max_us,
+            o.service.p99_us
+        );
+    }
     out
 }
 

@@ -107,6 +107,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     println!("{}", crate::report::render::markdown(&summary));
     println!("results: {}", folder.display());
+    render_report(&folder);
     let failed = summary.slo.iter().filter(|s| !s.pass).count();
     if failed > 0 {
         return Err(SloFailed {
@@ -176,7 +177,18 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<()> {
     };
     let summary = crate::report::summarise_run(&outcome, info);
     crate::report::write_folder(&args.out, &summary, &outcome)?;
+    super::shard::merge_logs(&args.dirs, &args.out.join("histograms.hlog"))?;
     println!("{}", crate::report::render::markdown(&summary));
     println!("merged results: {}", args.out.display());
+    render_report(&args.out);
     Ok(())
+}
+
+/// Write the folder's report.html; the run's results stand without it, so a failure is
+/// said, not fatal.
+fn render_report(folder: &std::path::Path) {
+    match crate::report::output::write_folder_report(folder) {
+        Ok(page) => println!("report: {}", page.display()),
+        Err(e) => eprintln!("warning: report.html not written: {e}"),
+    }
 }

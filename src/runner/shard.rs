@@ -224,6 +224,30 @@ fn read_csv<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, Shard
         })
 }
 
+/// One interval log for the merged folder: the first shard's header, then every shard's
+/// intervals (the shards share their start, so their interval times line up; readers merge
+/// intervals of the same tag and second).
+pub fn merge_logs(dirs: &[PathBuf], out: &Path) -> Result<(), ShardError> {
+    let mut text = String::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let path = dir.join("histograms.hlog");
+        let part = std::fs::read_to_string(&path).map_err(|source| ShardError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        for line in part.lines() {
+            if i == 0 || line.starts_with("Tag=") {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    std::fs::write(out, text).map_err(|source| ShardError::Io {
+        path: out.display().to_string(),
+        source,
+    })
+}
+
 /// A collector carrying merged results (no interval log: the shards wrote theirs).
 pub fn merged_collector(m: &Merged) -> Collector {
     // Without a log path nothing can fail.

@@ -243,3 +243,103 @@ async fn the_page_creates_a_room_and_adds_a_member() {
     bob.close().await;
     c.stop().await;
 }
+
+/// Everything the report page shows in a browser: per figure its id, whether an `<svg>` is
+/// drawn with a size, how many lines and texts it has; and the resources the page fetched.
+const INSPECT_REPORT: &str = r#"
+const figures = [...document.querySelectorAll('figure.plot')].map(f => {
+  const svg = f.querySelector('svg');
+  const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
+  return {
+    id: f.id,
+    width: box.width,
+    height: box.height,
+    lines: svg ? svg.querySelectorAll('polyline, circle, path').length : 0,
+    texts: svg ? [...svg.querySelectorAll('text')].map(t => t.textContent) : [],
+  };
+});
+return {
+  figures,
+  fetched: performance.getEntriesByType('resource').map(r => r.name),
+  slo_rows: document.querySelectorAll('table tr').length,
+};
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_ends_with_a_report_that_shows_every_chart_and_fetches_nothing() {
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("temp dir");
+    let out = work.path().join("quickstart");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatcap"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("-q")
+        .arg("--out")
+        .arg(&out)
+        .current_dir(work.path())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(240), status)
+        .await
+        .expect("the quickstart ends within 4 minutes")
+        .expect("chatcap runs");
+    assert!(status.success(), "quickstart run: {status}");
+    let page_file = out.join("report.html");
+    assert!(page_file.is_file(), "the quickstart wrote no report.html");
+
+    let driver = Driver::start(&chromedriver, &work.path().join("chromedriver.log")).await;
+    let page = session(&driver, &chromium, &work.path().join("profile")).await;
+    page.goto(&format!("file://{}", page_file.display()))
+        .await
+        .expect("open report.html");
+    let seen = page
+        .execute(INSPECT_REPORT, vec![])
+        .await
+        .expect("inspect the page");
+    if let Some(path) = std::env::var_os("CHATCAP_SCREENSHOT") {
+        let png = page.screenshot().await.expect("screenshot");
+        std::fs::write(path, png).expect("write the screenshot");
+    }
+    page.close().await.expect("close the session");
+    drop(driver);
+
+    let figures = seen["figures"].as_array().expect("figures");
+    assert!(figures.len() >= 14, "{seen}");
+    for f in figures {
+        let id = f["id"].as_str().unwrap_or_default();
+        assert!(
+            f["width"].as_f64().unwrap_or(0.0) > 300.0,
+            "{id} is not drawn: {f}"
+        );
+        assert!(
+            f["height"].as_f64().unwrap_or(0.0) > 100.0,
+            "{id} is not drawn: {f}"
+        );
+        assert!(
+            f["lines"].as_u64().unwrap_or(0) > 0,
+            "{id} has no line: {f}"
+        );
+        let texts: Vec<&str> = f["texts"]
+            .as_array()
+            .expect("texts")
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.contains("seconds since") || t.contains("connections signed in")),
+            "{id}: no x axis label in {texts:?}"
+        );
+        assert!(
+            texts.len() >= 5,
+            "{id}: title, axis labels and numbers: {texts:?}"
+        );
+    }
+    assert_eq!(seen["fetched"], json!([]), "the page fetched something");
+    assert!(seen["slo_rows"].as_u64().unwrap_or(0) > 3, "{seen}");
+}

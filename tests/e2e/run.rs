@@ -7,6 +7,7 @@
 //! run ([`baseline`]) is shared by the tests that compare against it.
 
 mod files;
+mod report;
 mod schema;
 mod targets;
 
@@ -367,6 +368,11 @@ fn two_shards_issue_what_one_process_does_and_merge_exactly() {
     assert_eq!(ran.code(), Some(0), "{ran}");
     let m = summary(&merged);
     assert_eq!(figures(&m), figures(&two), "merged vs the sharded run");
+    assert!(merged.join("report.html").is_file(), "{ran}");
+    assert!(
+        merged.join("histograms.hlog").is_file(),
+        "the shards' intervals, merged"
+    );
     assert_eq!(m["delivery"], two["delivery"]);
 }
 
