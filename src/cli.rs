@@ -41,6 +41,10 @@ pub enum Command {
     /// Compare runs side by side: key figures with their change from the first run, in the
     /// terminal and as HTML (with overlaid charts), Markdown or JSON (--out).
     Compare(crate::report_cmd::CompareArgs),
+    /// The CI regression gate: check a results folder against the scenario's objectives,
+    /// a rules file's thresholds and, with --baseline, how far each figure moved; JUnit XML
+    /// with --junit. Exit code 0 pass, 1 fail, 2 a missing or corrupt run or rules file.
+    Gate(crate::gate::GateArgs),
     /// Run a chat server. With no arguments: a single box (front end on 127.0.0.1:8080, chat
     /// server on 127.0.0.1:5041, SQLite under ./data).
     Serve(ServeArgs),
@@ -217,6 +221,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(args) => crate::runner::cmd::merge(args).await,
         Command::Report(args) => crate::report_cmd::report(args),
         Command::Compare(args) => crate::report_cmd::compare(args),
+        Command::Gate(args) => crate::gate::run(args),
         Command::Serve(args) => serve(args).await,
         Command::Provision(args) => crate::provision::run(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,

@@ -5,6 +5,8 @@
 //! - [`cli`]: the command line (`serve`, `user`, `provision`, `bench`, …) and `run(cli)`.
 //! - [`client`]: a WebSocket client of the chat protocol.
 //! - [`compliance_cmd`]: `chatcap compliance export` (one run of the compliance XML adapter).
+//! - [`gate`]: `chatcap gate`, the CI regression gate (thresholds, baseline, JUnit XML).
+//! - [`report_cmd`]: `chatcap report` and `chatcap compare`.
 //! - [`bench`]: `chatcap bench server`, the server benchmark (posts/s, latency, memory).
 //! - [`pool`]: `chatcap pool up|status|drain|undrain|set-active` (a pool from a topology).
 //! - [`provision`]: `chatcap provision` (flags, progress bar, summary).
@@ -17,6 +19,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod compliance_cmd;
+pub mod gate;
 pub mod metrics;
 pub mod pool;
 pub mod provision;

@@ -30,6 +30,9 @@ pub struct ChatConfig {
     pub link_queue: usize,
     /// Test hook: drop every Nth delivery on purpose (0 = never; never set in production).
     pub test_drop_every: usize,
+    /// Test hook: the process uses this many times the CPU it would (1 = off; never set in
+    /// production); see `slowdown`.
+    pub test_slowdown: f64,
 }
 
 impl Default for ChatConfig {
@@ -43,6 +46,7 @@ impl Default for ChatConfig {
             max_in_flight: 4096,
             link_queue: 1 << 20,
             test_drop_every: 0,
+            test_slowdown: 1.0,
         }
     }
 }
@@ -273,6 +277,12 @@ impl ServeConfig {
         }
         if self.chat.max_post_bytes == 0 {
             return Err("chat.max_post_bytes must be above 0".into());
+        }
+        if !(1.0..=100.0).contains(&self.chat.test_slowdown) {
+            return Err(format!(
+                "chat.test_slowdown must be 1–100, not {}",
+                self.chat.test_slowdown
+            ));
         }
         if self.chat.link_queue == 0 {
             return Err("chat.link_queue must be above 0".into());

@@ -29,6 +29,7 @@ pub mod protocol;
 pub mod provision;
 pub mod schema_probe;
 pub mod serve;
+pub mod slowdown;
 pub mod store;
 pub mod toml_spans;
 pub mod topology;

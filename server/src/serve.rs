@@ -250,6 +250,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let chat = if cfg.role.has_chat() {
+        crate::slowdown::start(cfg.chat.test_slowdown, shutdown.clone());
         Some(start_chat(&cfg, &tasks, &shutdown).await?)
     } else {
         None

@@ -30,7 +30,7 @@ use model::{Machine, SloResult, Summary, UsersSummary, SCHEMA};
 use crate::metrics::resources::summarise;
 use crate::runner::reconcile::Reconciliation;
 use crate::runner::Outcome;
-use crate::scenario::plan::{Cmp, RunPlan, SloWindow};
+use crate::scenario::plan::{RunPlan, SloWindow};
 
 /// Facts about the run that the measurements do not carry.
 pub struct RunInfo<'a> {
@@ -113,18 +113,11 @@ pub fn summarise_run(outcome: &Outcome, info: RunInfo<'_>) -> Summary {
         .iter()
         .map(|slo| {
             let value = summary.metric(&slo.metric);
-            let pass = value.is_some_and(|v| match slo.cmp {
-                Cmp::Lt => v < slo.threshold,
-                Cmp::Le => v <= slo.threshold,
-                Cmp::Gt => v > slo.threshold,
-                Cmp::Ge => v >= slo.threshold,
-                Cmp::Eq => (v - slo.threshold).abs() < f64::EPSILON,
-            });
             SloResult {
                 text: slo.text.clone(),
                 value,
                 unit: metric_unit(&slo.metric).to_string(),
-                pass,
+                pass: slo.holds(value),
             }
         })
         .collect();
@@ -137,7 +130,7 @@ pub fn metric_unit(metric: &str) -> &'static str {
         "us"
     } else if metric == "error_rate" || metric.ends_with(".cpu") || metric.ends_with(".cpu_max") {
         "fraction"
-    } else if metric.ends_with(".rss") {
+    } else if metric.ends_with(".rss") || metric.ends_with(".rss_per_user") {
         "bytes"
     } else {
         "count"

@@ -186,7 +186,10 @@ impl Summary {
     /// The value of an SLO metric path: `<op>.<p50|p90|p99|p999|max|mean>` (response time,
     /// µs), `<op>.service.<pXX>`, `<op>.count|errors|rate`, `delivery.lost|duplicated|
     /// out_of_order|received`, `error_rate`, `users.peak`, `reconcile.missing`,
-    /// `server.cpu` / `server.rss` / `generator.cpu` (fraction of one core, bytes).
+    /// `server.cpu` / `server.rss` / `generator.cpu` (fraction of one core, bytes),
+    /// `<process>.rss_per_user` (bytes of peak memory per peak connection),
+    /// `<process>.cpu_us_per_request` (CPU µs of the process per successful request),
+    /// `throughput` (successful requests per second, deliveries not counted).
     /// Latency paths read the SLO window when the scenario has one.
     pub fn metric(&self, path: &str) -> Option<f64> {
         let parts: Vec<&str> = path.split('.').collect();
@@ -203,6 +206,13 @@ impl Summary {
         };
         match parts.as_slice() {
             ["error_rate"] => Some(self.error_rate),
+            ["throughput"] => Some(
+                self.operations
+                    .iter()
+                    .filter(|(op, _)| op.as_str() != "delivery")
+                    .map(|(_, o)| o.rate_per_s)
+                    .sum(),
+            ),
             ["users", "peak"] => Some(self.users.peak as f64),
             ["delivery", "lost"] => Some(self.delivery.lost as f64),
             ["delivery", "duplicated"] => Some(self.delivery.duplicated as f64),
@@ -215,6 +225,23 @@ impl Summary {
             [proc_, "cpu"] => self.resources.get(*proc_).map(|r| r.cpu_avg_pct / 100.0),
             [proc_, "cpu_max"] => self.resources.get(*proc_).map(|r| r.cpu_max_pct / 100.0),
             [proc_, "rss"] => self.resources.get(*proc_).map(|r| r.rss_max_bytes as f64),
+            [proc_, "rss_per_user"] => self
+                .resources
+                .get(*proc_)
+                .filter(|_| self.users.peak > 0)
+                .map(|r| r.rss_max_bytes as f64 / self.users.peak as f64),
+            [proc_, "cpu_us_per_request"] => {
+                let requests: u64 = self
+                    .operations
+                    .iter()
+                    .filter(|(op, _)| op.as_str() != "delivery")
+                    .map(|(_, o)| o.count)
+                    .sum();
+                self.resources
+                    .get(*proc_)
+                    .filter(|_| requests > 0)
+                    .map(|r| r.cpu_avg_pct / 100.0 * self.duration_s * 1e6 / requests as f64)
+            }
             [op, "service", q] => self.latency_of(op).and_then(|(_, s)| lat(s, q)),
             [op, "count"] => Some(
                 self.operations

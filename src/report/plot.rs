@@ -146,7 +146,8 @@ where
         .max_light_lines(2)
         .x_labels(10)
         .y_labels(y_labels)
-        .label_style(("sans-serif", 12));
+        .label_style(("sans-serif", 12))
+        .axis_desc_style(("sans-serif", 13));
     m
 }
 
@@ -246,7 +247,7 @@ mod tests {
             let s = svg(&chart(log_y, vec![(0.0, 1.0), (1.0, 5.0), (2.0, 120.0)]));
             assert!(s.starts_with("<svg"), "{s}");
             assert!(s.contains("post_ack latency"));
-            assert!(s.contains(">seconds<") && s.contains(">ms<"), "axis labels");
+            assert!(s.contains("\nseconds\n") && s.contains("\nms\n"), "axis labels");
             assert!(s.contains("service p99"), "legend");
             assert!(
                 s.contains("<polyline") || s.contains("<path"),

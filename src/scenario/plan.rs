@@ -236,6 +236,19 @@ pub struct Slo {
     pub threshold: f64,
 }
 
+impl Slo {
+    /// Whether a measured value (None: not measured) meets the objective.
+    pub fn holds(&self, value: Option<f64>) -> bool {
+        value.is_some_and(|v| match self.cmp {
+            Cmp::Lt => v < self.threshold,
+            Cmp::Le => v <= self.threshold,
+            Cmp::Gt => v > self.threshold,
+            Cmp::Ge => v >= self.threshold,
+            Cmp::Eq => (v - self.threshold).abs() < f64::EPSILON,
+        })
+    }
+}
+
 /// Everything a run needs, checked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunPlan {

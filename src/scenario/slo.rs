@@ -13,8 +13,8 @@ pub fn is_latency(metric: &str) -> bool {
             && last[1..].chars().all(|c| c.is_ascii_digit()))
 }
 
-/// Parses one `[slo]` entry.
-pub fn parse(metric: &str, value: &str) -> Result<Slo, String> {
+/// Checks a metric path's syntax: lowercase words joined by dots.
+pub fn check_name(metric: &str) -> Result<(), String> {
     let syntax_ok = !metric.is_empty()
         && metric.split('.').all(|seg| {
             seg.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -22,11 +22,18 @@ pub fn parse(metric: &str, value: &str) -> Result<Slo, String> {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         });
-    if !syntax_ok {
-        return Err(format!(
+    if syntax_ok {
+        Ok(())
+    } else {
+        Err(format!(
             "`{metric}` is not a metric name: lowercase words joined by dots, e.g. post_ack.p99, delivery.lost, error_rate"
-        ));
+        ))
     }
+}
+
+/// Parses one `[slo]` entry.
+pub fn parse(metric: &str, value: &str) -> Result<Slo, String> {
+    check_name(metric)?;
     let v = value.trim();
     let (cmp, rest) = [
         ("<=", Cmp::Le),

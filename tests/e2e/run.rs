@@ -7,6 +7,7 @@
 //! run ([`baseline`]) is shared by the tests that compare against it.
 
 mod files;
+mod gate;
 mod hlog;
 mod report;
 mod schema;

@@ -13,23 +13,24 @@ use serde_json::Value;
 
 use super::{baseline, summary};
 
-/// The interpreter with `hdrh` importable, or `None` (with a notice) to skip.
-fn python() -> Option<String> {
+/// The Python interpreter (`CHATCAP_PYTHON`, default python3) if it can import `module`;
+/// else `None` with a notice, or a panic when `CHATCAP_REQUIRE_PYTHON` is set.
+pub(super) fn python_with(module: &str, package: &str) -> Option<String> {
     let python = std::env::var("CHATCAP_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_hdrh = Command::new(&python)
-        .args(["-c", "import hdrh.log"])
+    let importable = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
         .status()
         .is_ok_and(|s| s.success());
-    match has_hdrh {
+    match importable {
         true => Some(python),
         false if std::env::var_os("CHATCAP_REQUIRE_PYTHON").is_some() => panic!(
-            "CHATCAP_REQUIRE_PYTHON is set but {python} cannot import hdrh \
-             (pip install hdrhistogram; scripts/test does it in a virtual environment)"
+            "CHATCAP_REQUIRE_PYTHON is set but {python} cannot import {module} \
+             (pip install {package}; scripts/test does it in a virtual environment)"
         ),
         false => {
             eprintln!(
-                "NOTICE: hlog cross-check skipped: {python} cannot import hdrh \
-                 (pip install hdrhistogram, set CHATCAP_PYTHON)"
+                "NOTICE: test skipped: {python} cannot import {module} \
+                 (pip install {package}, set CHATCAP_PYTHON)"
             );
             None
         }
@@ -38,7 +39,7 @@ fn python() -> Option<String> {
 
 #[test]
 fn another_hdrhistogram_implementation_reads_the_same_counts_and_percentiles() {
-    let Some(python) = python() else {
+    let Some(python) = python_with("hdrh.log", "hdrhistogram") else {
         return;
     };
     let b = baseline();
