@@ -11,6 +11,7 @@
 //! - [`scenario`]: scenario files, read into a validated run plan.
 //! - [`runner`]: the load generator: target, virtual users, load shape, reconciliation.
 //! - [`metrics`]: histograms, counters, timeline, resource samples.
+//! - [`profile`]: hardware profiles: limits on the system under test (cgroups, affinity).
 //! - [`report`]: the summary model and its renderings (results folder, console).
 
 pub mod bench;
@@ -19,6 +20,7 @@ pub mod client;
 pub mod compliance_cmd;
 pub mod metrics;
 pub mod pool;
+pub mod profile;
 pub mod provision;
 pub mod report;
 pub mod runner;
