@@ -7,6 +7,7 @@
 //! run ([`baseline`]) is shared by the tests that compare against it.
 
 mod files;
+mod profiles;
 mod schema;
 mod targets;
 
@@ -118,8 +119,13 @@ where
 }
 
 /// Wait for a started `chatcap` to end (killing it past [`RUN_LIMIT`]).
-fn finish(mut child: Child, log: &Path) -> Ran {
-    let deadline = Instant::now() + RUN_LIMIT;
+fn finish(child: Child, log: &Path) -> Ran {
+    finish_within(child, log, RUN_LIMIT)
+}
+
+/// Wait for a started `chatcap` to end (killing it past `limit`).
+fn finish_within(mut child: Child, log: &Path, limit: Duration) -> Ran {
+    let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for chatcap") {
             break status;
@@ -128,7 +134,7 @@ fn finish(mut child: Child, log: &Path) -> Ran {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "chatcap ran longer than {RUN_LIMIT:?} (logs: {})",
+                "chatcap ran longer than {limit:?} (logs: {})",
                 log.display()
             );
         }
