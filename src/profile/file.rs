@@ -296,6 +296,19 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_profiles_are_valid_and_found_by_name() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/profiles");
+        let names = names_in(&dir);
+        assert!(names.len() >= 4, "{names:?}");
+        let scenario = dir.with_file_name("quickstart.toml");
+        for name in names {
+            let file = Profile::find(&name, &scenario).expect("found by name");
+            let p = Profile::load(&file).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.name, name, "{}: name and file differ", file.display());
+        }
+    }
+
+    #[test]
     fn sizes_parse() {
         assert_eq!(parse_bytes("512MiB"), Some(512 << 20));
         assert_eq!(parse_bytes("1.5GiB"), Some(3 << 29));

@@ -282,10 +282,7 @@ async fn run_shard(
         &opts,
         &out,
         outcome,
-        Checked {
-            reconciliation: None,
-            profile: None,
-        },
+        Checked::default(),
         started_unix,
         fd_limit,
     )
@@ -386,6 +383,7 @@ async fn ready_target(
 
 /// What a run checked besides the load: acknowledged posts against history, and the
 /// profile's limits on the servers.
+#[derive(Default)]
 struct Checked {
     reconciliation: Option<super::reconcile::Reconciliation>,
     profile: Option<ProfileRecord>,
