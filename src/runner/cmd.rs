@@ -73,11 +73,11 @@ pub struct SloFailed {
 /// Run the command.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let plan = Scenario::load(&args.scenario).map_err(|e| UsageError(e.to_string()))?;
+    let mut profiles = load_profiles(&args.profile, &args.scenario)?;
     if args.dry_run {
         println!("{}", dry_run_table(&plan));
         return Ok(());
     }
-    let mut profiles = load_profiles(&args.profile, &args.scenario)?;
     let server_binary = match args.server_binary {
         Some(p) => p,
         None => std::env::current_exe()?,
