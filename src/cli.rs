@@ -137,6 +137,10 @@ pub struct ServeArgs {
     /// With --topology: which chat server or front end this process is.
     #[arg(long, requires = "topology")]
     pub name: Option<String>,
+    /// Threads of the async runtime (default: one per CPU this process may use). Hardware
+    /// profiles set it to match their CPU limit.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
 }
 
 /// The `--role` values.
@@ -185,10 +189,15 @@ pub enum UserCommand {
 /// Run the command; map failures to exit codes.
 pub fn main(cli: Cli) -> ExitCode {
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Serve(ServeArgs {
+        worker_threads: Some(n),
+        ..
+    }) = &cli.command
     {
+        builder.worker_threads(usize::from(*n));
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -13,6 +13,7 @@
 //! - [`scenario`]: scenario files, read into a validated run plan.
 //! - [`runner`]: the load generator: target, virtual users, load shape, reconciliation.
 //! - [`metrics`]: histograms, counters, timeline, resource samples.
+//! - [`profile`]: hardware profiles: limits on the system under test (cgroups, affinity).
 //! - [`report`]: the summary model and its renderings (results folder, console).
 
 pub mod bench;
@@ -22,6 +23,7 @@ pub mod compliance_cmd;
 pub mod gate;
 pub mod metrics;
 pub mod pool;
+pub mod profile;
 pub mod provision;
 pub mod report;
 pub mod report_cmd;

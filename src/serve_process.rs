@@ -14,6 +14,8 @@ use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::profile::Confinement;
+
 /// What a ready line says: `chatcap ready: role R  [clients ws://A/ws]  metrics
 /// http://A/metrics  [chat link C  database D]  [chat servers X,Y]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +78,17 @@ impl ServeProcess {
         env: &[(&str, &str)],
         log: &Path,
     ) -> anyhow::Result<ServeProcess> {
+        Self::spawn_in(exe, args, env, log, None).await
+    }
+
+    /// [`ServeProcess::spawn`], started inside a hardware profile's limits when given.
+    pub async fn spawn_in(
+        exe: &Path,
+        args: &[OsString],
+        env: &[(&str, &str)],
+        log: &Path,
+        confine: Option<&Confinement>,
+    ) -> anyhow::Result<ServeProcess> {
         let log_file =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(exe);
@@ -89,6 +102,9 @@ impl ServeProcess {
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(c) = confine {
+            c.confine(cmd.as_std_mut());
         }
         let mut child = cmd.spawn().context("starting chatcap serve")?;
         let pid = child.id().context("the server exited at once")?;

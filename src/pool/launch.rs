@@ -11,11 +11,13 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use chatcap_server::topology::{Database, Topology};
 
+use crate::profile::Confinement;
 use crate::serve_process::ServeProcess;
 
 /// The throwaway-cluster script, as the tests use it.
@@ -116,6 +118,8 @@ pub struct Options {
     /// (chat server, URL): a server that reaches the pool's database another way (a
     /// connection pooler, or a test's proxy that can cut it off).
     pub database_of: Vec<(String, String)>,
+    /// A hardware profile's limits every process starts inside (`chatcap run --profile`).
+    pub confine: Option<Arc<Confinement>>,
 }
 
 /// One started process of the pool.
@@ -225,7 +229,8 @@ impl Launched {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let process = ServeProcess::spawn(exe, &args, &env, &log)
+            let confine = options.confine.as_deref();
+            let process = ServeProcess::spawn_in(exe, &args, &env, &log, confine)
                 .await
                 .with_context(|| format!("starting {name} (log: {})", log.display()))?;
             self.members.push(Member {

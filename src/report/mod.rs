@@ -46,6 +46,8 @@ pub struct RunInfo<'a> {
     pub fd_limit: u64,
     /// The run's interval logs (its own, or its shards'), for latency over a window.
     pub logs: Vec<std::path::PathBuf>,
+    /// The hardware profile, as applied, when the run had one.
+    pub profile: Option<crate::profile::ProfileRecord>,
 }
 
 /// Build the summary of a run and judge its SLOs.
@@ -96,6 +98,7 @@ pub fn summarise_run(outcome: &Outcome, info: RunInfo<'_>) -> Summary {
         slo: Vec::new(),
         machine: machine(info.fd_limit),
         slo_window: None,
+        profile: info.profile,
     };
     if info.plan.slo_window == SloWindow::LastPhase {
         let from = info.plan.slo_window_start().as_secs_f64();

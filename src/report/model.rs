@@ -11,8 +11,9 @@ use crate::metrics::recorder::{Recorder, ALL};
 use crate::metrics::resources::ProcessSummary;
 use crate::runner::reconcile::Reconciliation;
 
-/// Schema identifier written into every summary.
-pub const SCHEMA: &str = "chatcap.summary/1";
+/// Schema identifier written into every summary (`/1`, still read, is `/2` without
+/// `profile`).
+pub const SCHEMA: &str = "chatcap.summary/2";
 
 /// One operation's figures. The top-level percentiles are response times from the intended
 /// start (what a user waits, coordinated omission corrected); `service` is from the actual
@@ -127,6 +128,10 @@ pub struct Summary {
     /// (`slo_window = "last_phase"`); latency SLOs then read these figures.
     #[serde(default)]
     pub slo_window: Option<super::window::WindowSummary>,
+    /// The hardware profile the servers were limited to, and how each limit was applied
+    /// (`null`: none asked; absent in `chatcap.summary/1`).
+    #[serde(default)]
+    pub profile: Option<crate::profile::ProfileRecord>,
 }
 
 /// Per-operation figures, delivery correctness and the error rate of a run's totals.

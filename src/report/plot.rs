@@ -247,7 +247,10 @@ mod tests {
             let s = svg(&chart(log_y, vec![(0.0, 1.0), (1.0, 5.0), (2.0, 120.0)]));
             assert!(s.starts_with("<svg"), "{s}");
             assert!(s.contains("post_ack latency"));
-            assert!(s.contains("\nseconds\n") && s.contains("\nms\n"), "axis labels");
+            assert!(
+                s.contains("\nseconds\n") && s.contains("\nms\n"),
+                "axis labels"
+            );
             assert!(s.contains("service p99"), "legend");
             assert!(
                 s.contains("<polyline") || s.contains("<path"),

@@ -27,6 +27,9 @@ pub fn markdown(s: &Summary) -> String {
         "{} · {:.0} s of load · {} · peak {} connections (target {}) of {} users · {} disconnects\n",
         s.started_at, s.duration_s, s.ending, s.users.peak, s.users.target_peak, s.users.population, s.users.disconnects
     );
+    if let Some(p) = &s.profile {
+        let _ = writeln!(out, "{}", p.markdown());
+    }
     let _ = writeln!(out, "Latency in ms; response time is measured from the intended start, service time from the send.\n");
     let _ = writeln!(out, "| operation | count | rate/s | errors | timeouts | p50 | p90 | p99 | p99.9 | max | service p99 |");
     let _ = writeln!(

@@ -1,12 +1,13 @@
 //! `chatcap run`: the command-line face of the load generator.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::execute::{self, RunOptions};
 use super::shard::ShardId;
+use crate::profile::Profile;
 use crate::scenario::{dry_run_table, Scenario};
 use crate::usage::UsageError;
 
@@ -50,6 +51,11 @@ pub struct RunArgs {
     /// Simulated users file (written by the parent run as population.json).
     #[arg(long)]
     pub population: Option<PathBuf>,
+    /// Hardware profile the servers this run starts are limited to (docs/PROFILES.md): a
+    /// file, or a name in scenarios/profiles/. Several, comma-separated, run the scenario
+    /// once per profile into <out>/<profile>/ and print them side by side.
+    #[arg(long, value_delimiter = ',', conflicts_with = "shard")]
+    pub profile: Vec<String>,
 }
 
 /// An SLO was missed (exit code 1, after the report is written).
@@ -67,6 +73,7 @@ pub struct SloFailed {
 /// Run the command.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let plan = Scenario::load(&args.scenario).map_err(|e| UsageError(e.to_string()))?;
+    let mut profiles = load_profiles(&args.profile, &args.scenario)?;
     if args.dry_run {
         println!("{}", dry_run_table(&plan));
         return Ok(());
@@ -75,7 +82,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(p) => p,
         None => std::env::current_exe()?,
     };
-    let opts = RunOptions {
+    let sweep = profiles.len() > 1;
+    let mut opts = RunOptions {
         scenario_file: args.scenario.clone(),
         out: args.out,
         server_binary,
@@ -86,6 +94,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         population: args.population,
         shards: args.shards,
         server_config: args.server_config,
+        profile: None,
     };
     let is_shard = opts.shard.is_some();
     let interrupt = CancellationToken::new();
@@ -95,12 +104,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("stopping: finishing the run and writing what was measured…");
         on_signal.cancel();
     });
+    if sweep {
+        return run_sweep(&plan, &opts, &profiles, interrupt).await;
+    }
+    opts.profile = profiles.pop();
     let (summary, folder) = execute::run(plan, opts, interrupt)
         .await
-        .map_err(|e| match e {
-            execute::RunError::Unsupported(m) => anyhow::Error::new(UsageError(m)),
-            other => anyhow::Error::new(other),
-        })?;
+        .map_err(run_error)?;
     if is_shard {
         println!("shard results: {}", folder.display());
         return Ok(());
@@ -114,6 +124,65 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             failed,
             total: summary.slo.len(),
             folder: folder.display().to_string(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// A run error as the command reports it: what the build cannot do is a usage error.
+fn run_error(e: execute::RunError) -> anyhow::Error {
+    match e {
+        execute::RunError::Unsupported(m) => anyhow::Error::new(UsageError(m)),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// The profiles `--profile` names, read and validated (a bad one is a usage error naming
+/// file, line and field).
+fn load_profiles(args: &[String], scenario: &Path) -> anyhow::Result<Vec<Profile>> {
+    let mut profiles: Vec<Profile> = Vec::new();
+    for arg in args {
+        let file = Profile::find(arg, scenario).map_err(UsageError)?;
+        let p = Profile::load(&file).map_err(|e| UsageError(e.to_string()))?;
+        if profiles.iter().any(|q| q.name == p.name) {
+            return Err(UsageError(format!(
+                "{}: profile name {:?} given twice (each run's folder is named after it)",
+                file.display(),
+                p.name
+            ))
+            .into());
+        }
+        profiles.push(p);
+    }
+    Ok(profiles)
+}
+
+/// `--profile a,b,c`: one run per profile, then the table side by side.
+async fn run_sweep(
+    plan: &crate::scenario::RunPlan,
+    opts: &RunOptions,
+    profiles: &[Profile],
+    interrupt: CancellationToken,
+) -> anyhow::Result<()> {
+    let base = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| execute::default_out(plan, chatcap_server::auth::unix_now()));
+    let runs = super::sweep::sweep(plan, opts, profiles, &base, interrupt)
+        .await
+        .map_err(run_error)?;
+    println!("{}", super::sweep::table(&runs));
+    println!("results: {}", base.display());
+    let failed: usize = runs
+        .iter()
+        .map(|(s, _)| s.slo.iter().filter(|r| !r.pass).count())
+        .sum();
+    if failed > 0 {
+        return Err(SloFailed {
+            failed,
+            total: runs.iter().map(|(s, _)| s.slo.len()).sum(),
+            folder: base.display().to_string(),
         }
         .into());
     }
@@ -174,6 +243,7 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<()> {
             .iter()
             .map(|d| d.join("histograms.hlog"))
             .collect(),
+        profile: None,
     };
     let summary = crate::report::summarise_run(&outcome, info);
     crate::report::write_folder(&args.out, &summary, &outcome)?;

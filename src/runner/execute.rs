@@ -15,6 +15,7 @@ use super::target::{self, Target, TargetError};
 use super::{drive, Outcome, Shared};
 use crate::metrics::collector::{Collector, TimelineRow};
 use crate::metrics::resources::ProcessProbe;
+use crate::profile::{Confinement, Profile, ProfileRecord};
 use crate::report::model::Summary;
 use crate::report::{self, RunInfo};
 use crate::scenario::plan::{RunPlan, Target as PlanTarget};
@@ -46,6 +47,8 @@ pub struct RunOptions {
     /// Split into this many local shard processes (default: as many as the descriptor
     /// limit requires).
     pub shards: Option<usize>,
+    /// The hardware profile the servers this run starts are limited to.
+    pub profile: Option<Profile>,
 }
 
 /// Descriptors kept free in each generator process for everything but connections.
@@ -105,7 +108,11 @@ pub async fn run(
     let shards = opts.shards.unwrap_or_else(|| {
         connections.div_ceil(fd_limit.saturating_sub(FD_RESERVE).max(1000)) as usize
     });
-    let mut target = ready_target(&plan, &opts, &out).await?;
+    // Dropped last: the servers are stopped before their cgroups are removed (and on an
+    // early return, whatever is left inside is killed).
+    let confinement = confine(&plan, &opts);
+    let mut target = ready_target(&plan, &opts, &out, confinement.clone()).await?;
+    let profile = profile_record(&opts, confinement.as_deref(), &target);
     if shards > 1 {
         let outcome =
             super::spawn::run_local_shards(&plan, &opts, &target, &out, shards, interrupt).await?;
@@ -116,7 +123,10 @@ pub async fn run(
             &opts,
             &out,
             outcome,
-            reconciliation,
+            Checked {
+                reconciliation,
+                profile,
+            },
             started_unix,
             fd_limit,
         );
@@ -149,10 +159,54 @@ pub async fn run(
         &opts,
         &out,
         outcome,
-        reconciliation,
+        Checked {
+            reconciliation,
+            profile,
+        },
         started_unix,
         fd_limit,
     )
+}
+
+/// The profile's limits, applied now when this run starts the servers (an embedded target,
+/// or a pool from a topology); warnings on stderr for each limit that could not be.
+fn confine(plan: &RunPlan, opts: &RunOptions) -> Option<Arc<Confinement>> {
+    let profile = opts.profile.as_ref()?;
+    let starts_servers = match &plan.target {
+        PlanTarget::Embedded { .. } => true,
+        PlanTarget::Topology { tokens, .. } => tokens.is_none(),
+        PlanTarget::Addresses { .. } => false,
+    };
+    if !starts_servers {
+        return None;
+    }
+    let c = Confinement::create(profile);
+    for l in c.record(&[]).missed() {
+        let why = l.note.as_deref().unwrap_or("no way to apply it here");
+        eprintln!(
+            "warning: profile {}: {} {} NOT APPLIED: {why}",
+            profile.name, l.limit, l.asked
+        );
+    }
+    Some(Arc::new(c))
+}
+
+/// What the results record of the profile: the limits as applied to the servers started
+/// (checked on each process now), or all of them missed for a target started elsewhere.
+fn profile_record(
+    opts: &RunOptions,
+    confinement: Option<&Confinement>,
+    target: &Target,
+) -> Option<ProfileRecord> {
+    let profile = opts.profile.as_ref()?;
+    Some(match confinement {
+        Some(c) => c.record(&target.pids()),
+        None => {
+            let why = "the target was not started by this run; limit it where it runs";
+            eprintln!("warning: profile {}: {why}", profile.name);
+            ProfileRecord::not_applied(profile, why)
+        }
+    })
 }
 
 async fn reconcile(target: &Target, outcome: &Outcome) -> Option<super::reconcile::Reconciliation> {
@@ -223,7 +277,15 @@ async fn run_shard(
         path: out.display().to_string(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    finish(&plan, &opts, &out, outcome, None, started_unix, fd_limit)
+    finish(
+        &plan,
+        &opts,
+        &out,
+        outcome,
+        Checked::default(),
+        started_unix,
+        fd_limit,
+    )
 }
 
 /// A probe per server process we started; the database folder is measured with `server`.
@@ -268,7 +330,12 @@ fn provision_progress(
     (bar, progress)
 }
 
-async fn ready_target(plan: &RunPlan, opts: &RunOptions, out: &Path) -> Result<Target, RunError> {
+async fn ready_target(
+    plan: &RunPlan,
+    opts: &RunOptions,
+    out: &Path,
+    confine: Option<Arc<Confinement>>,
+) -> Result<Target, RunError> {
     match &plan.target {
         PlanTarget::Embedded { .. } => {
             let (bar, progress) = provision_progress(opts.quiet);
@@ -278,6 +345,7 @@ async fn ready_target(plan: &RunPlan, opts: &RunOptions, out: &Path) -> Result<T
                 opts.server_config.as_deref(),
                 &out.join("server-data"),
                 out,
+                confine.as_deref(),
                 &progress,
             )
             .await?;
@@ -301,6 +369,7 @@ async fn ready_target(plan: &RunPlan, opts: &RunOptions, out: &Path) -> Result<T
                         topology,
                         &opts.server_binary,
                         &out.join("pool"),
+                        confine,
                         &progress,
                     )
                     .await?;
@@ -312,15 +381,27 @@ async fn ready_target(plan: &RunPlan, opts: &RunOptions, out: &Path) -> Result<T
     }
 }
 
+/// What a run checked besides the load: acknowledged posts against history, and the
+/// profile's limits on the servers.
+#[derive(Default)]
+struct Checked {
+    reconciliation: Option<super::reconcile::Reconciliation>,
+    profile: Option<ProfileRecord>,
+}
+
 fn finish(
     plan: &RunPlan,
     opts: &RunOptions,
     out: &Path,
     mut outcome: Outcome,
-    reconciliation: Option<super::reconcile::Reconciliation>,
+    checked: Checked,
     started_unix: i64,
     fd_limit: u64,
 ) -> Result<(Summary, PathBuf), RunError> {
+    let Checked {
+        reconciliation,
+        profile,
+    } = checked;
     // A shard sees only its own acknowledgements; the merge does this for the whole run.
     if opts.shard.is_none() {
         outcome.collector.total.lost += super::tail_losses(&outcome.ledger, &outcome.tails);
@@ -332,6 +413,7 @@ fn finish(
         reconciliation,
         fd_limit,
         logs: report::hlog::logs(out).unwrap_or_default(),
+        profile,
     };
     let summary = report::summarise_run(&outcome, info);
     report::write_folder(out, &summary, &outcome).map_err(|source| RunError::Write {

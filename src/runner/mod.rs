@@ -15,6 +15,7 @@
 //! - [`reconcile`]: after the run, every acknowledged post is in history exactly once.
 //! - [`execute`]: one run end to end: target, drive, reconcile, results folder.
 //! - [`shard`]: splitting the load over generator processes, and merging their results.
+//! - [`sweep`]: one scenario run once per hardware profile, side by side.
 
 pub mod cmd;
 mod connect;
@@ -26,6 +27,7 @@ pub mod processes;
 pub mod reconcile;
 pub mod shard;
 pub mod spawn;
+pub mod sweep;
 pub mod target;
 pub mod track;
 pub mod vu;

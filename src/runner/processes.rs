@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::target::TargetError;
+use crate::profile::Confinement;
 
 /// One started process.
 struct Proc {
@@ -41,6 +42,8 @@ pub struct Launch<'a> {
     pub chat_http: SocketAddr,
     /// Front-end processes (0 = a single box).
     pub front_ends: u32,
+    /// The hardware profile's limits every process starts inside, when the run has one.
+    pub confine: Option<&'a Confinement>,
 }
 
 /// The server processes of a run, in start order.
@@ -109,11 +112,14 @@ impl ServerProcesses {
         if let Some(cfg) = l.config {
             cmd.arg("--config").arg(cfg);
         }
-        let child = cmd
-            .arg("--data-dir")
+        cmd.arg("--data-dir")
             .arg(l.data_dir)
             .args(args)
-            .args(["--history", &history.to_string()])
+            .args(["--history", &history.to_string()]);
+        if let Some(c) = l.confine {
+            c.confine(&mut cmd);
+        }
+        let child = cmd
             .env(
                 "RUST_LOG",
                 std::env::var("CHATCAP_SERVER_LOG").unwrap_or_else(|_| "warn".into()),

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::processes::{Launch, ServerProcesses};
 use super::{SimRoom, SimUser};
 use crate::pool::launch::{self, Launched, PoolDatabase};
+use crate::profile::Confinement;
 use crate::scenario::plan::{Population, RunPlan, Target as PlanTarget};
 
 /// Why the target could not be made ready.
@@ -158,13 +159,14 @@ async fn provision_into(
 }
 
 /// Provision the plan's population into a fresh SQLite database in `dir`, start
-/// `binary serve` on it, and wait until it is ready.
+/// `binary serve` on it (inside `confine`'s limits, when given), and wait until it is ready.
 pub async fn embedded(
     plan: &RunPlan,
     binary: &Path,
     server_config: Option<&Path>,
     dir: &Path,
     log_dir: &Path,
+    confine: Option<&Confinement>,
     progress: &(dyn Fn(provision::Progress) + Sync),
 ) -> Result<Target, TargetError> {
     std::fs::create_dir_all(dir).map_err(|source| TargetError::Io {
@@ -195,6 +197,7 @@ pub async fn embedded(
         chat: port()?,
         chat_http: port()?,
         front_ends,
+        confine,
     };
     let servers = ServerProcesses::start(&launch).await?;
     Ok(Target {
@@ -210,14 +213,15 @@ pub async fn embedded(
     })
 }
 
-/// Start the pool of `topology` (as `chatcap pool up` does, logs and data in `dir`),
-/// with the plan's population provisioned into its database first; users are spread
-/// over its front ends.
+/// Start the pool of `topology` (as `chatcap pool up` does, logs and data in `dir`; its
+/// processes inside `confine`'s limits, when given), with the plan's population provisioned
+/// into its database first; users are spread over its front ends.
 pub async fn pool(
     plan: &RunPlan,
     topology: Topology,
     binary: &Path,
     dir: &Path,
+    confine: Option<Arc<Confinement>>,
     progress: &(dyn Fn(provision::Progress) + Sync),
 ) -> Result<Target, TargetError> {
     let failed = |e: anyhow::Error| TargetError::Pool(format!("{e:#}"));
@@ -232,7 +236,10 @@ pub async fn pool(
             return Err(e);
         }
     };
-    let mut options = launch::Options::default();
+    let mut options = launch::Options {
+        confine,
+        ..Default::default()
+    };
     if let Ok(level) = std::env::var("CHATCAP_SERVER_LOG") {
         options.env.push(("RUST_LOG".into(), level));
     }

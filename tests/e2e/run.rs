@@ -9,6 +9,7 @@
 mod files;
 mod gate;
 mod hlog;
+mod profiles;
 mod report;
 mod schema;
 mod targets;
@@ -121,8 +122,13 @@ where
 }
 
 /// Wait for a started `chatcap` to end (killing it past [`RUN_LIMIT`]).
-fn finish(mut child: Child, log: &Path) -> Ran {
-    let deadline = Instant::now() + RUN_LIMIT;
+fn finish(child: Child, log: &Path) -> Ran {
+    finish_within(child, log, RUN_LIMIT)
+}
+
+/// Wait for a started `chatcap` to end (killing it past `limit`).
+fn finish_within(mut child: Child, log: &Path, limit: Duration) -> Ran {
+    let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for chatcap") {
             break status;
@@ -131,7 +137,7 @@ fn finish(mut child: Child, log: &Path) -> Ran {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "chatcap ran longer than {RUN_LIMIT:?} (logs: {})",
+                "chatcap ran longer than {limit:?} (logs: {})",
                 log.display()
             );
         }

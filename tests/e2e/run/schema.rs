@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use chatcap::metrics::resources::ProcessSummary;
+use chatcap::profile::record::{ConfinedProcess, LimitRecord, Method, ProfileRecord};
 use chatcap::report::model::{
     DeliverySummary, Latency, Machine, OpSummary, SloResult, Summary, UsersSummary, SCHEMA,
 };
@@ -215,6 +216,45 @@ fn full_summary() -> Summary {
                 },
             )]),
         }),
+        profile: Some(full_profile()),
+    }
+}
+
+/// A profile record with every limit kind and every optional part present.
+fn full_profile() -> ProfileRecord {
+    let limit = |name: &str, how| LimitRecord {
+        limit: name.into(),
+        asked: "1".into(),
+        how,
+        applied: Some("1".into()),
+        path: Some("/sys/fs/cgroup/x".into()),
+        note: Some("why".into()),
+    };
+    ProfileRecord {
+        name: "p".into(),
+        description: "d".into(),
+        file: "p.toml".into(),
+        cpus: Some("0-1".into()),
+        cpu_quota: Some(0.5),
+        memory_bytes: Some(1 << 30),
+        worker_threads: Some(1),
+        limits: vec![
+            limit("cpus", Method::Affinity),
+            limit("cpu_quota", Method::CgroupV1),
+            limit("memory", Method::CgroupV2),
+            limit("worker_threads", Method::Flag),
+            LimitRecord {
+                applied: None,
+                path: None,
+                ..limit("memory", Method::NotApplied)
+            },
+        ],
+        cgroups: vec!["/sys/fs/cgroup/x".into()],
+        processes: vec![ConfinedProcess {
+            name: "server".into(),
+            pid: 1,
+            confined: true,
+        }],
     }
 }
 
@@ -268,9 +308,21 @@ fn schema_and_summary_model_name_the_same_fields() {
     bare.reconciliation = None;
     bare.slo[0].value = None;
     bare.operations.clear();
+    bare.profile = None;
     let bare = serde_json::to_value(bare).expect("serialize a summary");
     let errors = validate(&schema, &schema, &bare, "summary");
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// Summaries written before profiles (`chatcap.summary/1`, no `profile` key) still read.
+#[test]
+fn a_version_1_summary_still_reads() {
+    let mut v = serde_json::to_value(full_summary()).expect("serialize a summary");
+    let obj = v.as_object_mut().expect("an object");
+    obj.remove("profile");
+    obj.insert("schema".into(), Value::from("chatcap.summary/1"));
+    let s: Summary = serde_json::from_value(v).expect("a version 1 summary reads");
+    assert_eq!(s.profile, None);
 }
 
 #[test]
