@@ -9,6 +9,7 @@
 
 pub mod model;
 pub mod render;
+pub mod server_metrics;
 pub mod window;
 
 use std::collections::BTreeMap;
