@@ -8,6 +8,7 @@
 
 mod files;
 mod schema;
+mod server_metrics;
 mod targets;
 
 use std::ffi::OsStr;
