@@ -6,7 +6,8 @@
 //! - [`model`]: plain domain data (users, categories, rooms, roles, the directory).
 //! - [`store`]: SQLite / PostgreSQL storage and the group committer; the only SQL.
 //! - [`chat`]: the chat core (hub, rooms, rights, operations, fan-out) and its link listener.
-//! - [`frontend`]: the front end: WebSockets, sign-in, rate limits, `/metrics`.
+//! - [`frontend`]: the front end: WebSockets, sign-in, rate limits.
+//! - [`telemetry`]: the Prometheus recorder, `/metrics`, and the catalog of every metric.
 //! - [`auth`]: HMAC bearer tokens.
 //! - [`compliance`]: recording JOIN/PART/CHAT/BACKCHAT/FILE* events and the XML export.
 //! - [`provision`]: users, categories, rooms and memberships from a population spec,
@@ -31,5 +32,6 @@ pub mod schema_probe;
 pub mod serve;
 pub mod slowdown;
 pub mod store;
+pub mod telemetry;
 pub mod toml_spans;
 pub mod topology;

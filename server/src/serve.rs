@@ -247,6 +247,9 @@ fn start_front(
 /// Start a server process as configured.
 pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     cfg.validate().map_err(StartError::Config)?;
+    // Before anything counts: metrics emitted while starting (e.g. `chatcap_accepting`)
+    // reach the recorder, and a scrape before any load shows every family.
+    crate::telemetry::install(cfg.role.has_chat(), cfg.role.has_front());
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let chat = if cfg.role.has_chat() {

@@ -7,12 +7,17 @@
 //!   of interval histograms; the collector swaps them every second and merges exactly.
 //! - [`collector`]: the once-a-second task: swap, merge into run totals, write the
 //!   HdrHistogram interval log, append a timeline row.
-//! - [`resources`]: CPU, memory, descriptors and threads of the processes, from `/proc`.
+//! - [`resources`]: CPU, memory, descriptors and threads of the processes, from `/proc`,
+//!   and the database size.
+//! - [`prom_text`]: the Prometheus text format, parsed (what the servers' `/metrics` say).
+//! - [`server_metrics`]: the rows of `server_metrics.csv` (the servers' metrics over time).
 //!
 //! This module only counts; it never talks to the server and never renders reports.
 
 pub mod collector;
+pub mod prom_text;
 pub mod recorder;
 pub mod resources;
+pub mod server_metrics;
 
 pub use recorder::{Metric, Recorder, Recorders};

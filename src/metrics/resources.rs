@@ -1,8 +1,10 @@
 //! Resource use of the processes under test and of the generator itself, sampled once a
 //! second from `/proc`: CPU, resident memory, open descriptors, threads; plus the size of
-//! the database folder.
+//! the database (its folder for SQLite, what PostgreSQL reports for a pool's database).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -22,15 +24,35 @@ pub struct Sample {
     pub fds: u64,
     /// Threads.
     pub threads: u64,
-    /// Bytes of the database folder (server only).
+    /// Bytes of the database (on the process that owns it; 0 on the others).
     pub db_bytes: u64,
+}
+
+/// Where a probe reads the database size.
+#[derive(Debug, Clone)]
+pub enum DbSize {
+    /// The files of a folder (SQLite databases and their journals).
+    Folder(PathBuf),
+    /// The latest figure a sampler stored (PostgreSQL's `pg_database_size`, read by the
+    /// runner on a connection of its own).
+    Reported(Arc<AtomicU64>),
+}
+
+impl DbSize {
+    /// The size now, bytes.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            DbSize::Folder(dir) => dir_bytes(dir),
+            DbSize::Reported(latest) => latest.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Samples one process repeatedly.
 pub struct ProcessProbe {
     name: String,
     pid: u32,
-    db_dir: Option<PathBuf>,
+    db: Option<DbSize>,
     last: Option<(Instant, u64)>,
     ticks_per_sec: f64,
 }
@@ -64,12 +86,12 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 impl ProcessProbe {
-    /// A probe of `pid`, reported as `name`; `db_dir` is measured with it.
-    pub fn new(name: &str, pid: u32, db_dir: Option<PathBuf>) -> Self {
+    /// A probe of `pid`, reported as `name`; the database `db` is measured with it.
+    pub fn new(name: &str, pid: u32, db: Option<DbSize>) -> Self {
         Self {
             name: name.to_string(),
             pid,
-            db_dir,
+            db,
             last: None,
             ticks_per_sec: 100.0,
         }
@@ -97,7 +119,7 @@ impl ProcessProbe {
             rss_bytes: status_field(self.pid, "VmRSS:").unwrap_or(0) * 1024,
             fds,
             threads: status_field(self.pid, "Threads:").unwrap_or(0),
-            db_bytes: self.db_dir.as_deref().map(dir_bytes).unwrap_or(0),
+            db_bytes: self.db.as_ref().map(DbSize::bytes).unwrap_or(0),
         })
     }
 }
@@ -115,7 +137,7 @@ pub struct ProcessSummary {
     pub fds_max: u64,
     /// Highest thread count.
     pub threads_max: u64,
-    /// Database folder size at the end, bytes.
+    /// Database size at the end, bytes.
     pub db_bytes: u64,
 }
 

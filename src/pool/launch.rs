@@ -251,6 +251,14 @@ impl Launched {
             .collect()
     }
 
+    /// (name, address) of every process's `/metrics`, chat servers first.
+    pub fn metrics_addrs(&self) -> Vec<(String, std::net::SocketAddr)> {
+        self.members
+            .iter()
+            .map(|m| (m.name.clone(), m.process.ready.http))
+            .collect()
+    }
+
     /// The front ends' WebSocket URLs.
     pub fn urls(&self) -> Vec<String> {
         self.members

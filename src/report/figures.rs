@@ -54,7 +54,46 @@ pub fn charts(r: &Results) -> Vec<Chart> {
     if r.resources.iter().any(|s| s.db_bytes > 0) {
         out.push(database(r));
     }
+    out.extend(server(r));
     out
+}
+
+/// The servers' own metrics (scraped from `/metrics` during the run), one chart per panel.
+fn server(r: &Results) -> Vec<Chart> {
+    super::server_metrics::panels(&r.server_metrics)
+        .into_iter()
+        .map(|p| {
+            let slug: String = p
+                .title
+                .split(" (")
+                .next()
+                .unwrap_or(p.title)
+                .to_ascii_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            let lines = p
+                .series
+                .into_iter()
+                .map(|s| {
+                    let name = if s.labels.is_empty() {
+                        s.process
+                    } else {
+                        format!("{} {}", s.process, s.labels)
+                    };
+                    series(&name, s.points)
+                })
+                .collect();
+            chart(
+                &format!("server-{slug}"),
+                &format!("Server: {}", p.title),
+                SECONDS,
+                p.y_label,
+                false,
+                lines,
+            )
+        })
+        .collect()
 }
 
 fn timeline(

@@ -20,6 +20,7 @@ pub mod output;
 pub mod plot;
 pub mod render;
 pub mod results;
+pub mod server_metrics;
 pub mod window;
 
 use std::collections::BTreeMap;

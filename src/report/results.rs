@@ -10,8 +10,10 @@ use serde::de::DeserializeOwned;
 
 use super::hlog::{self, LogError};
 use super::model::{Summary, SCHEMA};
+use super::server_metrics;
 use crate::metrics::collector::TimelineRow;
 use crate::metrics::resources::Sample;
+use crate::metrics::server_metrics::{Row, FILE};
 
 /// The oldest summary schema version this chatcap reads.
 const OLDEST_READABLE: u32 = 1;
@@ -66,6 +68,8 @@ pub struct Results {
     pub resources: Vec<Sample>,
     /// Latency per tag (`<op>.<response|service>`) per second of the load.
     pub latency: BTreeMap<String, BTreeMap<u64, Histogram<u64>>>,
+    /// `server_metrics.csv` (empty when the run scraped no server).
+    pub server_metrics: Vec<Row>,
 }
 
 impl Results {
@@ -78,12 +82,19 @@ impl Results {
         let timeline = read_csv(&dir.join("timeline.csv"))?;
         let resources = read_csv(&dir.join("resources.csv"))?;
         let latency = hlog::per_second(&hlog::logs(dir)?)?;
+        let server_metrics = server_metrics::read(dir)
+            .map_err(|e| ResultsError::Bad {
+                file: dir.join(FILE).display().to_string(),
+                reason: e.to_string(),
+            })?
+            .unwrap_or_default();
         Ok(Results {
             dir: dir.to_path_buf(),
             summary,
             timeline,
             resources,
             latency,
+            server_metrics,
         })
     }
 

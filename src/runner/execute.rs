@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::shard::ShardId;
 use super::target::{self, Target, TargetError};
+use super::watch::ServerWatch;
 use super::{drive, Outcome, Shared};
 use crate::metrics::collector::{Collector, TimelineRow};
 use crate::metrics::resources::ProcessProbe;
@@ -113,9 +114,14 @@ pub async fn run(
     let confinement = confine(&plan, &opts);
     let mut target = ready_target(&plan, &opts, &out, confinement.clone()).await?;
     let profile = profile_record(&opts, confinement.as_deref(), &target);
+    let mut watch = ServerWatch::new(&target).await;
     if shards > 1 {
-        let outcome =
-            super::spawn::run_local_shards(&plan, &opts, &target, &out, shards, interrupt).await?;
+        let outcome = super::spawn::run_local_shards(
+            &plan, &opts, &target, &mut watch, &out, shards, interrupt,
+        )
+        .await;
+        watch.stop().await;
+        let outcome = outcome?;
         let reconciliation = reconcile(&target, &outcome).await;
         target.stop().await;
         return finish(
@@ -132,7 +138,7 @@ pub async fn run(
         );
     }
     let mut probes = vec![ProcessProbe::new("generator", std::process::id(), None)];
-    probes.extend(server_probes(&target));
+    probes.extend(watch.take_probes());
     let shared = Arc::new(Shared::new(plan.clone(), target.endpoints(), SOURCE_SPREAD));
     let collector =
         Collector::new(Some(&out.join("histograms.hlog"))).map_err(|source| RunError::Write {
@@ -140,6 +146,8 @@ pub async fn run(
             source,
         })?;
     let mut live = Live::new(&plan, opts.quiet);
+    // `drive` counts its time from now too: the scrapes' `t_s` match the timeline's.
+    watch.start_scraping(&out, tokio::time::Instant::now());
     let outcome = drive(
         shared,
         target.users.clone(),
@@ -151,6 +159,7 @@ pub async fn run(
     )
     .await;
     live.finish();
+    watch.stop().await;
 
     let reconciliation = reconcile(&target, &outcome).await;
     target.stop().await;
@@ -286,20 +295,6 @@ async fn run_shard(
         started_unix,
         fd_limit,
     )
-}
-
-/// A probe per server process we started; the database folder is measured with `server`.
-pub(super) fn server_probes(target: &Target) -> Vec<ProcessProbe> {
-    target
-        .pids()
-        .into_iter()
-        .map(|(name, pid)| {
-            let db = (name == "server")
-                .then(|| target.data_dir.clone())
-                .flatten();
-            ProcessProbe::new(&name, pid, db)
-        })
-        .collect()
 }
 
 /// A progress bar for provisioning, and the callback that moves it.

@@ -13,24 +13,29 @@
 //! - [`files`]: a virtual user's file uploads and downloads (HTTP, beside its socket).
 //! - [`net`]: connections from many loopback source addresses; the descriptor limit.
 //! - [`reconcile`]: after the run, every acknowledged post is in history exactly once.
+//! - [`watch`]: the server side watched during the load: resource probes, the database
+//!   size ([`db_size`]), the `/metrics` scraper ([`scrape`], `server_metrics.csv`).
 //! - [`execute`]: one run end to end: target, drive, reconcile, results folder.
 //! - [`shard`]: splitting the load over generator processes, and merging their results.
 //! - [`sweep`]: one scenario run once per hardware profile, side by side.
 
 pub mod cmd;
 mod connect;
+pub mod db_size;
 pub mod execute;
 pub mod files;
 pub mod http_reply;
 pub mod net;
 pub mod processes;
 pub mod reconcile;
+pub mod scrape;
 pub mod shard;
 pub mod spawn;
 pub mod sweep;
 pub mod target;
 pub mod track;
 pub mod vu;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -20,6 +20,8 @@ struct Proc {
     name: String,
     child: Child,
     log: PathBuf,
+    /// Where it serves `/metrics`, when that address is its own (front ends share theirs).
+    metrics: Option<SocketAddr>,
 }
 
 /// What to start.
@@ -72,7 +74,7 @@ impl ServerProcesses {
         let (http, chat, history) = (l.http.to_string(), l.chat.to_string(), l.history.max(1));
         if l.front_ends == 0 {
             let args = ["--listen", &http, "--chat-listen", &chat];
-            self.spawn(l, "server", &args, history)?;
+            self.spawn(l, "server", &args, history, Some(l.http))?;
             return self.wait_ready(0).await;
         }
         let chat_http = l.chat_http.to_string();
@@ -84,11 +86,12 @@ impl ServerProcesses {
             "--chat-listen",
             &chat,
         ];
-        self.spawn(l, "server", &args, history)?;
+        self.spawn(l, "server", &args, history, Some(l.chat_http))?;
         self.wait_ready(0).await?;
         for i in 1..=l.front_ends {
             let args = ["--role", "frontend", "--listen", &http, "--chat", &chat];
-            self.spawn(l, &format!("frontend-{i}"), &args, history)?;
+            // Front ends share the client port: a scrape there reaches any one of them.
+            self.spawn(l, &format!("frontend-{i}"), &args, history, None)?;
         }
         for i in 1..self.procs.len() {
             self.wait_ready(i).await?;
@@ -102,6 +105,7 @@ impl ServerProcesses {
         name: &str,
         args: &[&str],
         history: u32,
+        metrics: Option<SocketAddr>,
     ) -> Result<(), TargetError> {
         let log = l.log_dir.join(format!("{name}.log"));
         let io = |what: String| move |source| TargetError::Io { what, source };
@@ -136,6 +140,7 @@ impl ServerProcesses {
             name: name.to_string(),
             child,
             log,
+            metrics,
         });
         Ok(())
     }
@@ -167,6 +172,14 @@ impl ServerProcesses {
         self.procs
             .iter()
             .map(|p| (p.name.clone(), p.child.id()))
+            .collect()
+    }
+
+    /// (name, address) of every process whose `/metrics` address is its own.
+    pub fn metrics_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.procs
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.metrics?)))
             .collect()
     }
 

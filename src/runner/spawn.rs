@@ -1,6 +1,7 @@
 //! Local shards: the parent `chatcap run` writes the simulated users to a file, starts one
 //! child `chatcap run --shard i/N` per shard with a common start time, samples the server
-//! and the children once a second while they run, forwards Ctrl-C, and merges their
+//! and the children once a second while they run (and scrapes the server's `/metrics`),
+//! forwards Ctrl-C, and merges their
 //! folders when they are done.
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::execute::{RunError, RunOptions};
 use super::shard::{self, merge, merged_collector, POPULATION};
 use super::target::Target;
+use super::watch::ServerWatch;
 use super::{Ending, Outcome};
 use crate::scenario::plan::RunPlan;
 
@@ -31,6 +33,7 @@ pub async fn run_local_shards(
     plan: &RunPlan,
     opts: &RunOptions,
     target: &Target,
+    watch: &mut ServerWatch,
     out: &Path,
     count: usize,
     interrupt: CancellationToken,
@@ -72,9 +75,10 @@ pub async fn run_local_shards(
         children.push(child);
         dirs.push(dir);
     }
-    let mut probes = super::execute::server_probes(target);
+    let mut probes = watch.take_probes();
     shard::sleep_until_unix_ms(start_at).await;
     let start = Instant::now();
+    watch.start_scraping(out, start);
     let mut resources = Vec::new();
     let mut ending = Ending::Completed;
     let mut forwarded = false;

@@ -19,6 +19,7 @@ use chatcap_server::topology::Topology;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::processes::{Launch, ServerProcesses};
+use super::scrape::Endpoint;
 use super::{SimRoom, SimUser};
 use crate::pool::launch::{self, Launched, PoolDatabase};
 use crate::profile::Confinement;
@@ -62,6 +63,15 @@ pub enum TargetError {
     /// The pool could not be started.
     #[error("cannot start the pool: {0}")]
     Pool(String),
+}
+
+/// Where the target's database is, for its size over time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetDatabase {
+    /// The folder of the embedded target's SQLite databases.
+    Folder(PathBuf),
+    /// A database URL (a pool's content database).
+    Url(String),
 }
 
 /// A target ready for load.
@@ -424,6 +434,34 @@ impl Target {
             pids.extend(pool.pids());
         }
         pids
+    }
+
+    /// Every server process we started whose `/metrics` can be scraped apart from the
+    /// others (`docs/LOADGEN.md`: front ends sharing the embedded client port cannot).
+    pub fn metrics_endpoints(&self) -> Vec<Endpoint> {
+        let mut addrs = self.servers.metrics_addrs();
+        if let Some(pool) = &self.pool {
+            addrs.extend(pool.metrics_addrs());
+        }
+        addrs
+            .into_iter()
+            .map(|(process, addr)| Endpoint { process, addr })
+            .collect()
+    }
+
+    /// The database we started, and the process its size is recorded with: the embedded
+    /// target's data folder with `server`, a pool's content database with its first chat
+    /// server.
+    pub fn database(&self) -> Option<(String, TargetDatabase)> {
+        if let Some(dir) = &self.data_dir {
+            return Some(("server".into(), TargetDatabase::Folder(dir.clone())));
+        }
+        let pool = self.pool.as_ref()?;
+        let first = pool.members.first()?;
+        Some((
+            first.name.clone(),
+            TargetDatabase::Url(pool.database.url.clone()),
+        ))
     }
 
     /// Stop the server processes we started.

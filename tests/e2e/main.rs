@@ -11,6 +11,7 @@ mod compliance;
 mod discovery;
 mod durability;
 mod files;
+mod metrics;
 mod overload;
 mod pool;
 mod pool_failover;

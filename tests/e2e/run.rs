@@ -12,6 +12,7 @@ mod hlog;
 mod profiles;
 mod report;
 mod schema;
+mod server_metrics;
 mod targets;
 
 use std::ffi::OsStr;
@@ -366,6 +367,10 @@ fn two_shards_issue_what_one_process_does_and_merge_exactly() {
     }
     assert_eq!(u(&two["users"]["peak"]), USERS);
     assert_eq!(u(&two["delivery"]["lost"]), 0);
+    // The parent scrapes the server while its shards drive it.
+    let scraped = server_metrics::rows(&out);
+    let acked = server_metrics::last(&scraped, "server", "chatcap_posts_acked_total");
+    assert!(acked >= u(&two["operations"]["post_ack"]["count"]) as f64 && acked > 0.0);
 
     let merged = out.join("merged");
     let ran = chatcap(

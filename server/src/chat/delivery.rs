@@ -29,6 +29,7 @@ use crate::protocol::session::Frame;
 use crate::protocol::{ErrorCode, Push, WireError};
 use crate::store::commit::{CommitSink, Entry, Outcome};
 use crate::store::StoreError;
+use crate::telemetry::catalog;
 
 /// How long a gap in a room's numbers may stay open before it is filled from the database.
 pub const GAP_WAIT: Duration = Duration::from_millis(100);
@@ -54,7 +55,7 @@ impl CommitSink for Sink {
                     // Recorded for every post, also where the category keeps no history.
                     let m = &e.msg;
                     hub.comply(EventKind::Chat, m.room, m.author, &m.text, Some(m.seq));
-                    metrics::counter!("chatcap_posts_acked_total").increment(1);
+                    metrics::counter!(catalog::POSTS_ACKED.name).increment(1);
                     if hub.outbox.any() {
                         hub.outbox.send(&PoolFrame::Posted {
                             persist: e.persist,
@@ -68,7 +69,7 @@ impl CommitSink for Sink {
                     });
                 }
                 Outcome::Duplicate { seq, posted_at_us } => {
-                    metrics::counter!("chatcap_posts_acked_total").increment(1);
+                    metrics::counter!(catalog::POSTS_ACKED.name).increment(1);
                     e.tag.acked(&hub, e.msg.room, seq, posted_at_us, true);
                 }
                 Outcome::NoRoom => {
@@ -240,7 +241,7 @@ impl Hub {
         }
         let receivers =
             hot.present.len() - usize::from(except.is_some_and(|k| hot.present.contains_key(&k)));
-        metrics::counter!("chatcap_deliveries_total").increment(receivers as u64);
+        metrics::counter!(catalog::DELIVERIES.name).increment(receivers as u64);
         hot.remember(
             msg.author,
             &msg.client_msg_id,
@@ -279,7 +280,7 @@ async fn fill_gap(hub: Arc<Hub>, room: i64) {
                 }
             }
         };
-        metrics::counter!("chatcap_gaps_filled_total").increment(1);
+        metrics::counter!(catalog::GAPS_FILLED.name).increment(1);
         match hub.fill_to(room, until).await {
             Ok(()) => {
                 let mut hot = live.hot();

@@ -31,6 +31,7 @@ use crate::protocol::{ErrorCode, Message, Op, Request, WireError};
 use crate::store::commit::Entry;
 use crate::store::files::{size_of, FileRow};
 use crate::store::StoreError;
+use crate::telemetry::catalog;
 
 /// Most files `file_list` returns.
 const MAX_LIST: u32 = 1000;
@@ -141,8 +142,8 @@ impl Hub {
                     }
                 };
                 self.comply(EventKind::FileUpload, *room, user.id, &row.stored, None);
-                metrics::counter!("chatcap_files_uploaded_total").increment(1);
-                metrics::counter!("chatcap_file_bytes_uploaded_total").increment(*size);
+                metrics::counter!(catalog::FILES_UPLOADED.name).increment(1);
+                metrics::counter!(catalog::FILE_BYTES_UPLOADED.name).increment(*size);
                 Ok(reply_json(id, &stored_file(&row, Some(seq))?))
             }
             Op::FileInfo { room, file } => {
@@ -156,7 +157,7 @@ impl Hub {
                     .map_err(storage)?
                     .ok_or_else(|| file_not_found(*room, file))?;
                 self.comply(EventKind::FileDownload, *room, user.id, &row.stored, None);
-                metrics::counter!("chatcap_files_downloaded_total").increment(1);
+                metrics::counter!(catalog::FILES_DOWNLOADED.name).increment(1);
                 Ok(reply_json(id, &stored_file(&row, None)?))
             }
             Op::FileList { room, limit } => {
@@ -213,7 +214,7 @@ impl Hub {
     /// Refuse `busy` when posts or compliance events are backed up, as `post` does.
     fn refuse_if_busy(&self) -> Result<(), WireError> {
         if self.committer().depth() >= self.config.max_pending_posts {
-            metrics::counter!("chatcap_busy_total").increment(1);
+            metrics::counter!(catalog::BUSY.name).increment(1);
             return Err(WireError::new(
                 ErrorCode::Busy,
                 "server too busy; retry later",

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use super::{Hub, SessionKey};
 use crate::auth::{link_proof_ok, TokenKey};
 use crate::protocol::session::{codec, Frame, VERSION};
+use crate::telemetry::catalog;
 
 /// Accept links until `shutdown`; each accepted link is welcomed with `tokens` — after it
 /// has proved `link_secret`, when there is one.
@@ -92,7 +93,7 @@ async fn run_link(
             _ => false,
         };
         if !proved {
-            metrics::counter!("chatcap_links_refused_total").increment(1);
+            metrics::counter!(catalog::LINKS_REFUSED.name).increment(1);
             tracing::warn!(front_end = %name, "link refused: no valid proof of the link secret");
             return;
         }

@@ -55,6 +55,7 @@ use crate::protocol::session::Frame;
 use crate::protocol::{ErrorCode, Op, Push, Request, WireError};
 use crate::store::commit::Committer;
 use crate::store::Store;
+use crate::telemetry::catalog;
 use room::RoomLive;
 
 /// A user session: which link it arrived on and its id there.
@@ -171,6 +172,8 @@ impl Hub {
         let sink = Arc::new(delivery::Sink(Arc::downgrade(&hub)));
         let committer = Committer::start(store, sink, shared);
         let _ = hub.committer.set(committer);
+        // A server takes new sessions from the start (`set_serving` reports changes).
+        metrics::gauge!(catalog::ACCEPTING.name).set(1.0);
         Ok(hub)
     }
 
@@ -231,7 +234,7 @@ impl Hub {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, LinkHandle { tx, closed });
-        metrics::gauge!("chatcap_links").increment(1.0);
+        metrics::gauge!(catalog::LINKS.name).increment(1.0);
         id
     }
 
@@ -248,7 +251,7 @@ impl Hub {
         // Stops the link's reader and closes the socket: the front end sees the link go
         // down and ends the sessions it carried, instead of waiting on a silent link.
         handle.closed.cancel();
-        metrics::gauge!("chatcap_links").decrement(1.0);
+        metrics::gauge!(catalog::LINKS.name).decrement(1.0);
         let keys: Vec<SessionKey> = {
             let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             sessions
@@ -271,7 +274,7 @@ impl Hub {
         };
         if changed {
             tracing::info!(accepting, evacuate, "serving status");
-            metrics::gauge!("chatcap_accepting").set(f64::from(u8::from(accepting)));
+            metrics::gauge!(catalog::ACCEPTING.name).set(f64::from(u8::from(accepting)));
             let links: Vec<u32> = self
                 .links
                 .read()
@@ -317,7 +320,7 @@ impl Hub {
             if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
                 if !closed.is_cancelled() {
                     tracing::warn!(link, "link queue full; dropping the link");
-                    metrics::counter!("chatcap_links_dropped_total").increment(1);
+                    metrics::counter!(catalog::LINKS_DROPPED.name).increment(1);
                     closed.cancel();
                 }
             }
@@ -337,7 +340,7 @@ impl Hub {
 
     /// Send an error reply.
     pub fn send_error(&self, key: SessionKey, id: Option<u64>, err: &WireError) {
-        metrics::counter!("chatcap_errors_total", "code" => err.code.as_str()).increment(1);
+        metrics::counter!(catalog::ERRORS.name, "code" => err.code.as_str()).increment(1);
         self.send(key, error_json(id, err));
     }
 
@@ -381,7 +384,7 @@ impl Hub {
             )
             .is_none()
         {
-            metrics::gauge!("chatcap_sessions").increment(1.0);
+            metrics::gauge!(catalog::SESSIONS.name).increment(1.0);
         }
     }
 
@@ -393,7 +396,7 @@ impl Hub {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
         if let Some(s) = gone {
-            metrics::gauge!("chatcap_sessions").decrement(1.0);
+            metrics::gauge!(catalog::SESSIONS.name).decrement(1.0);
             for room in s.rooms {
                 self.leave_room(key, room);
             }
@@ -557,7 +560,7 @@ impl Hub {
                 return self.send_error(key, id, &err);
             }
         };
-        metrics::counter!("chatcap_requests_total", "op" => req.op.name()).increment(1);
+        metrics::counter!(catalog::REQUESTS.name, "op" => req.op.name()).increment(1);
         if crate::protocol::client::has_nul(&json) {
             let e = WireError::new(
                 ErrorCode::InvalidArgument,
@@ -584,7 +587,7 @@ impl Hub {
             return;
         }
         if self.in_flight.load(Ordering::Relaxed) >= self.config.max_in_flight {
-            metrics::counter!("chatcap_busy_total").increment(1);
+            metrics::counter!(catalog::BUSY.name).increment(1);
             return self.send_error(
                 key,
                 Some(req.id),
@@ -592,10 +595,12 @@ impl Hub {
             );
         }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(catalog::REQUESTS_IN_FLIGHT.name).increment(1.0);
         let hub = self.clone();
         tokio::spawn(async move {
             let result = hub.dispatch_async(key, &req).await;
             hub.in_flight.fetch_sub(1, Ordering::Relaxed);
+            metrics::gauge!(catalog::REQUESTS_IN_FLIGHT.name).decrement(1.0);
             hub.finish(key, req.id, result);
         });
     }

@@ -16,6 +16,7 @@ use crate::protocol::session::Frame;
 use crate::protocol::{ErrorCode, Message, Op, Push, Request, RoomInfo, UserInfo, WireError};
 use crate::store::commit::Entry;
 use crate::store::messages::SearchQuery;
+use crate::telemetry::catalog;
 
 /// Largest `history` a join may ask for (DefaultChatHistory's range is 1–500).
 pub const MAX_HISTORY: u32 = 500;
@@ -491,7 +492,7 @@ impl Hub {
             dir.categories.get(&r.category).is_none_or(|c| c.history)
         };
         if self.committer().depth() >= self.config.max_pending_posts {
-            metrics::counter!("chatcap_busy_total").increment(1);
+            metrics::counter!(catalog::BUSY.name).increment(1);
             return Err(WireError::new(
                 ErrorCode::Busy,
                 "server too busy; retry later",
@@ -504,7 +505,7 @@ impl Hub {
         let mut hot = live.hot();
         if let Some((seq, posted_at_us)) = hot.seen(user.id, client_msg_id) {
             drop(hot);
-            metrics::counter!("chatcap_posts_acked_total").increment(1);
+            metrics::counter!(catalog::POSTS_ACKED.name).increment(1);
             PostTag::Client { key, request }.acked(self, room, seq, posted_at_us, true);
             return Ok(());
         }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::protocol::pool::PoolFrame;
+use crate::telemetry::catalog;
 
 /// Frames queued toward one peer before it counts as stalled.
 pub const PEER_QUEUE: usize = 1 << 18;
@@ -66,7 +67,7 @@ impl Outbox {
         }
         for name in stalled {
             tracing::warn!(peer = %name, "pool link queue full; reconnecting it");
-            metrics::counter!("chatcap_pool_links_dropped_total").increment(1);
+            metrics::counter!(catalog::POOL_LINKS_DROPPED.name).increment(1);
             self.detach(&name);
         }
     }

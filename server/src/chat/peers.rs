@@ -16,6 +16,7 @@ use super::ops::room_info;
 use super::{rights, Hub, SessionKey};
 use crate::protocol::pool::{Change, PoolFrame};
 use crate::protocol::{PresenceState, Push};
+use crate::telemetry::catalog;
 
 impl Hub {
     /// A change was made through this server: apply it, then tell the other servers.
@@ -233,7 +234,7 @@ impl Hub {
                 continue;
             };
             if top > delivered {
-                metrics::counter!("chatcap_catch_ups_total").increment(1);
+                metrics::counter!(catalog::CATCH_UPS.name).increment(1);
                 if let Err(e) = self.fill_to(room, top + 1).await {
                     tracing::warn!(room, error = %e, "cannot catch up with the database");
                 }

@@ -18,6 +18,7 @@ use super::{Hub, SessionKey};
 use crate::protocol::reply::push_json;
 use crate::protocol::session::Frame;
 use crate::protocol::Push;
+use crate::telemetry::catalog;
 
 impl Hub {
     /// Open a session moved from another chat server: signed in as `user`, in `rooms`
@@ -40,7 +41,7 @@ impl Hub {
             s.held = Some(Box::default());
         }
         self.resuming.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("chatcap_sessions_resumed_total").increment(1);
+        metrics::counter!(catalog::SESSIONS_RESUMED.name).increment(1);
         let hub = self.clone();
         tokio::spawn(async move {
             let n = rooms.len();

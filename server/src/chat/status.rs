@@ -11,9 +11,9 @@ use super::Hub;
 
 /// The chat server's routes.
 pub fn router(hub: Arc<Hub>) -> Router {
-    crate::frontend::http::prometheus();
+    crate::telemetry::recorder();
     Router::new()
-        .route("/metrics", get(crate::frontend::http::metrics_text))
+        .route("/metrics", get(crate::telemetry::metrics_text))
         .route("/healthz", get(health))
         .with_state(hub)
 }

@@ -30,6 +30,7 @@ use crate::chat::Hub;
 use crate::model::{now_us, Directory};
 use crate::store::compliance::ComplianceEvent;
 use crate::store::{Store, StoreError};
+use crate::telemetry::catalog;
 
 /// A batch claimed longer ago than this and not finished was abandoned by its exporter.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(600);
@@ -173,7 +174,7 @@ pub async fn export_once(
     hub: Option<&Hub>,
     opts: &ExportOptions,
 ) -> Result<ExportReport, ExportError> {
-    metrics::counter!("chatcap_compliance_export_runs_total").increment(1);
+    metrics::counter!(catalog::COMPLIANCE_EXPORT_RUNS.name).increment(1);
     let mut names = NameSource {
         hub,
         content,
@@ -230,8 +231,8 @@ async fn write_batch(
         })??;
     compliance.finish_compliance(token, &file, now_us()).await?;
     let n = events.len() as u64;
-    metrics::counter!("chatcap_compliance_exported_total").increment(n);
-    metrics::counter!("chatcap_compliance_export_files_total").increment(1);
+    metrics::counter!(catalog::COMPLIANCE_EXPORTED.name).increment(n);
+    metrics::counter!(catalog::COMPLIANCE_EXPORT_FILES.name).increment(1);
     tracing::info!(file = %path.display(), events = n, "compliance export written");
     report.events += n;
     report.files.push(path);
@@ -277,7 +278,7 @@ pub async fn run_every(
         }
         let store = hub.store.clone();
         if let Err(e) = export_once(&compliance, &store, Some(&hub), &opts).await {
-            metrics::counter!("chatcap_compliance_export_errors_total").increment(1);
+            metrics::counter!(catalog::COMPLIANCE_EXPORT_ERRORS.name).increment(1);
             tracing::error!(error = %e, "compliance export failed; retrying next run");
         }
     }

@@ -33,6 +33,7 @@ use crate::protocol::{ErrorCode, WireError};
 use crate::serve::StartError;
 use crate::store::compliance::NewComplianceEvent;
 use crate::store::Store;
+use crate::telemetry::catalog;
 pub use exporter::{export_once, ExportError, ExportOptions, ExportReport};
 pub use recorder::Recorder;
 
@@ -132,7 +133,7 @@ impl Hub {
 pub fn refuse_if_backlogged(hub: &Hub) -> Result<(), WireError> {
     match hub.compliance.get() {
         Some(r) if r.backlog() > QUEUE_CAPACITY / 2 => {
-            metrics::counter!("chatcap_busy_total").increment(1);
+            metrics::counter!(catalog::BUSY.name).increment(1);
             Err(WireError::new(
                 ErrorCode::Busy,
                 "server too busy (compliance recording is behind); retry later",

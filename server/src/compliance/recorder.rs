@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::compliance::EventKind;
 use crate::store::compliance::NewComplianceEvent;
 use crate::store::Store;
+use crate::telemetry::catalog;
 
 /// Most events stored by one transaction.
 pub const MAX_BATCH: usize = 4096;
@@ -57,7 +58,7 @@ impl Recorder {
         match self.tx.try_send(Item::Event(event)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!("chatcap_compliance_dropped_total").increment(1);
+                metrics::counter!(catalog::COMPLIANCE_DROPPED.name).increment(1);
                 let now = crate::auth::unix_now();
                 if self.warned_at.swap(now, Ordering::Relaxed) != now {
                     tracing::warn!(
@@ -68,7 +69,7 @@ impl Recorder {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 // After shutdown: nothing will store it any more.
-                metrics::counter!("chatcap_compliance_dropped_total").increment(1);
+                metrics::counter!(catalog::COMPLIANCE_DROPPED.name).increment(1);
             }
         }
     }
@@ -134,7 +135,7 @@ async fn store_batch(store: &Store, batch: &[NewComplianceEvent]) {
         match store.insert_compliance(batch).await {
             Ok(()) => break,
             Err(e) => {
-                metrics::counter!("chatcap_compliance_write_errors_total").increment(1);
+                metrics::counter!(catalog::COMPLIANCE_WRITE_ERRORS.name).increment(1);
                 tracing::error!(error = %e, events = batch.len(), "compliance write failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -152,7 +153,7 @@ async fn store_batch(store: &Store, batch: &[NewComplianceEvent]) {
     }
     for (kind, n) in EventKind::ALL.into_iter().zip(by_kind) {
         if n > 0 {
-            metrics::counter!("chatcap_compliance_recorded_total", "kind" => kind.as_str())
+            metrics::counter!(catalog::COMPLIANCE_RECORDED.name, "kind" => kind.as_str())
                 .increment(n);
         }
     }

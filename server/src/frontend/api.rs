@@ -21,6 +21,7 @@ use axum::Json;
 use super::{CallError, FrontEnd, VerifyError};
 use crate::auth::TokenError;
 use crate::protocol::{ErrorCode, WireError};
+use crate::telemetry::catalog;
 
 /// An error reply of a web service.
 #[derive(Debug)]
@@ -134,7 +135,7 @@ impl FromRequestParts<Arc<FrontEnd>> for Caller {
             })?;
         match fe.verify(token.trim()) {
             Ok(user) if !fe.web_call_allowed(user) => {
-                metrics::counter!("chatcap_errors_total", "code" => "rate_limited").increment(1);
+                metrics::counter!(catalog::ERRORS.name, "code" => "rate_limited").increment(1);
                 Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     ErrorCode::RateLimited,

@@ -1,33 +1,23 @@
 //! The front end's HTTP surface: the client WebSocket (`/ws`), Prometheus `/metrics`, and
 //! `/healthz` (200 when the link to the chat server is up, 503 otherwise).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use super::FrontEnd;
-
-static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-
-/// The process-wide Prometheus recorder (installed on first use; `None` if another
-/// recorder was installed first).
-pub fn prometheus() -> Option<&'static PrometheusHandle> {
-    PROMETHEUS
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
-        .as_ref()
-}
+use crate::telemetry::catalog;
 
 /// The front end's routes.
 pub fn router(fe: Arc<FrontEnd>) -> Router {
-    prometheus();
+    crate::telemetry::recorder();
     Router::new()
         .route("/ws", get(upgrade))
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(crate::telemetry::metrics_text))
         .route("/healthz", get(health))
         .merge(super::files::routes(&fe))
         .merge(super::rooms_api::routes())
@@ -46,7 +36,7 @@ impl Drop for Admitted {
 
 async fn upgrade(State(fe): State<Arc<FrontEnd>>, ws: WebSocketUpgrade) -> Response {
     if !fe.admit() {
-        metrics::counter!("chatcap_busy_total").increment(1);
+        metrics::counter!(catalog::BUSY.name).increment(1);
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(axum::http::header::RETRY_AFTER, "5")],
@@ -65,18 +55,6 @@ async fn upgrade(State(fe): State<Arc<FrontEnd>>, ws: WebSocketUpgrade) -> Respo
             super::ws::serve(admitted.0.clone(), socket).await;
             drop(admitted);
         })
-}
-
-/// `/metrics`: the process's Prometheus text.
-pub async fn metrics_text() -> Response {
-    match prometheus() {
-        Some(h) => h.render().into_response(),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metrics recorder unavailable",
-        )
-            .into_response(),
-    }
 }
 
 async fn health(State(fe): State<Arc<FrontEnd>>) -> Response {

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::FrontEnd;
 use crate::protocol::session::Frame;
+use crate::telemetry::catalog;
 
 /// What the front end keeps per connected session.
 struct SessionHandle {
@@ -80,7 +81,7 @@ impl FrontEnd {
             contacts: Vec::new(),
         };
         self.table().sessions.insert(id, handle);
-        metrics::gauge!("chatcap_frontend_sessions").increment(1.0);
+        metrics::gauge!(catalog::FRONTEND_SESSIONS.name).increment(1.0);
         Some(Registered {
             id,
             uplink,
@@ -100,7 +101,7 @@ impl FrontEnd {
     /// Forget a session (its task is ending).
     pub fn unregister(&self, id: u64) {
         if self.table().sessions.remove(&id).is_some() {
-            metrics::gauge!("chatcap_frontend_sessions").decrement(1.0);
+            metrics::gauge!(catalog::FRONTEND_SESSIONS.name).decrement(1.0);
         }
     }
 
@@ -142,9 +143,9 @@ impl FrontEnd {
                 }
             }
         }
-        metrics::counter!("chatcap_frontend_forwarded_total").increment(sessions.len() as u64);
+        metrics::counter!(catalog::FRONTEND_FORWARDED.name).increment(sessions.len() as u64);
         for id in slow {
-            metrics::counter!("chatcap_slow_consumers_total").increment(1);
+            metrics::counter!(catalog::SLOW_CONSUMERS.name).increment(1);
             self.kick(id, "slow_consumer");
         }
     }
@@ -269,7 +270,7 @@ impl FrontEnd {
         }
         if moved > 0 {
             tracing::info!(from, moved, "sessions moved to other chat servers");
-            metrics::counter!("chatcap_frontend_sessions_moved_total").increment(moved);
+            metrics::counter!(catalog::FRONTEND_SESSIONS_MOVED.name).increment(moved);
         }
         for id in ended {
             self.kick(id, "link_lost");

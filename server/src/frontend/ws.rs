@@ -28,6 +28,7 @@ use crate::protocol::client::RequestHead;
 use crate::protocol::reply::{error_json, push_json};
 use crate::protocol::session::Frame;
 use crate::protocol::{ErrorCode, Op, Push, Request, WireError};
+use crate::telemetry::catalog;
 
 /// Longest wait for one write to a client; a client that does not read for this long is
 /// dropped (its task must not hang on it).
@@ -144,7 +145,7 @@ async fn sign_in(fe: &FrontEnd, ws: &mut WebSocket) -> Option<(i64, Bytes)> {
                     TokenError::Invalid => ErrorCode::InvalidToken,
                     TokenError::Expired => ErrorCode::TokenExpired,
                 };
-                metrics::counter!("chatcap_errors_total", "code" => code.as_str()).increment(1);
+                metrics::counter!(catalog::ERRORS.name, "code" => code.as_str()).increment(1);
                 send_text(
                     ws,
                     error_json(Some(req.id), &WireError::new(code, e.to_string())),
@@ -230,7 +231,7 @@ pub async fn serve(fe: Arc<FrontEnd>, mut ws: WebSocket) {
                 match msg {
                     WsMessage::Text(text) => {
                         if !bucket.take(fe.config.rate_per_sec, fe.config.rate_burst) {
-                            metrics::counter!("chatcap_errors_total", "code" => "rate_limited").increment(1);
+                            metrics::counter!(catalog::ERRORS.name, "code" => "rate_limited").increment(1);
                             let e = WireError::new(ErrorCode::RateLimited, "too many requests; slow down");
                             if !send_text(&mut ws, error_json(request_id(text.as_str()), &e)).await { break; }
                             continue;

@@ -23,6 +23,7 @@ use crate::chat::room::Pending;
 use crate::protocol::pool::{PoolFrame, ADMIN};
 use crate::protocol::session::codec;
 use crate::protocol::PresenceState;
+use crate::telemetry::catalog;
 
 /// Accept pool connections until `shutdown`.
 pub async fn serve(pool: Arc<Pool>, listener: TcpListener, shutdown: CancellationToken) {
@@ -49,7 +50,7 @@ async fn connection(pool: Arc<Pool>, mut conn: Conn, shutdown: CancellationToken
     let name = match handshake::accept(&mut conn, pool.name(), pool.secret()).await {
         Ok(name) => name,
         Err(e) => {
-            metrics::counter!("chatcap_pool_links_refused_total").increment(1);
+            metrics::counter!(catalog::POOL_LINKS_REFUSED.name).increment(1);
             tracing::warn!(error = %e, "pool connection refused");
             return;
         }

@@ -57,6 +57,30 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 20] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UnknownType,
+        ErrorCode::NotSignedIn,
+        ErrorCode::AlreadySignedIn,
+        ErrorCode::InvalidToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::RoomNotFound,
+        ErrorCode::CategoryNotFound,
+        ErrorCode::UserNotFound,
+        ErrorCode::MessageNotFound,
+        ErrorCode::FileNotFound,
+        ErrorCode::Forbidden,
+        ErrorCode::NotJoined,
+        ErrorCode::RoomDisabled,
+        ErrorCode::TooLarge,
+        ErrorCode::Conflict,
+        ErrorCode::InvalidArgument,
+        ErrorCode::Busy,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+    ];
+
     /// The wire spelling of the code.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -534,4 +558,41 @@ pub struct RoomRoles {
 pub struct Users {
     /// The users found.
     pub users: Vec<UserInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn all_lists_every_code_once() {
+        // A new variant fails to compile here until it has a place in `ALL`.
+        let index = |c: ErrorCode| match c {
+            ErrorCode::BadRequest => 0,
+            ErrorCode::UnknownType => 1,
+            ErrorCode::NotSignedIn => 2,
+            ErrorCode::AlreadySignedIn => 3,
+            ErrorCode::InvalidToken => 4,
+            ErrorCode::TokenExpired => 5,
+            ErrorCode::RoomNotFound => 6,
+            ErrorCode::CategoryNotFound => 7,
+            ErrorCode::UserNotFound => 8,
+            ErrorCode::MessageNotFound => 9,
+            ErrorCode::FileNotFound => 10,
+            ErrorCode::Forbidden => 11,
+            ErrorCode::NotJoined => 12,
+            ErrorCode::RoomDisabled => 13,
+            ErrorCode::TooLarge => 14,
+            ErrorCode::Conflict => 15,
+            ErrorCode::InvalidArgument => 16,
+            ErrorCode::Busy => 17,
+            ErrorCode::RateLimited => 18,
+            ErrorCode::Internal => 19,
+        };
+        for (i, c) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(index(*c), i);
+            let wire = serde_json::to_value(c).expect("serialises");
+            assert_eq!(wire, c.as_str());
+        }
+    }
 }

@@ -24,6 +24,7 @@ pub use super::sequence::Outcome;
 use super::sequence::Post;
 use super::Store;
 use crate::protocol::Message;
+use crate::telemetry::catalog;
 
 /// Most posts stored by one transaction.
 pub const MAX_BATCH: usize = 4096;
@@ -131,13 +132,15 @@ async fn run<S: CommitSink>(
     // Acknowledging and fanning out batch k runs on its own task while batch k+1 is being
     // stored; one task for each keeps the order.
     let (to_sink, mut stored) = mpsc::unbounded_channel::<Stored<S::Tag>>();
+    let queued = depth.clone();
     let deliver = tokio::spawn(async move {
         while let Some(item) = stored.recv().await {
             match item {
                 Stored::Batch(batch) => {
                     let n = batch.len();
                     sink.committed(batch);
-                    depth.fetch_sub(n, Ordering::Relaxed);
+                    let left = depth.fetch_sub(n, Ordering::Relaxed).saturating_sub(n);
+                    metrics::gauge!(catalog::COMMIT_QUEUE_POSTS.name).set(left as f64);
                 }
                 Stored::Flushed(waiters) => {
                     for done in waiters {
@@ -162,13 +165,17 @@ async fn run<S: CommitSink>(
         }
         if !batch.is_empty() {
             let n = batch.len();
+            // The queue depth, sampled once a batch (what `max_pending_posts` bounds).
+            metrics::gauge!(catalog::COMMIT_QUEUE_POSTS.name)
+                .set(queued.load(Ordering::Relaxed) as f64);
             let mut taken = std::mem::take(&mut batch);
             let started = std::time::Instant::now();
             let outcomes = store_batch(&store, &mut taken, shared).await;
             // Time spent storing (insert + commit + fsync, with retries): with the batch
             // size, this is what bounds durable posts/s (`chatcap bench server`).
-            metrics::histogram!("chatcap_commit_seconds").record(started.elapsed().as_secs_f64());
-            metrics::histogram!("chatcap_commit_batch_posts").record(n as f64);
+            metrics::histogram!(catalog::COMMIT_SECONDS.name)
+                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!(catalog::COMMIT_BATCH_POSTS.name).record(n as f64);
             let _ = to_sink.send(Stored::Batch(taken.into_iter().zip(outcomes).collect()));
         }
         if !flushes.is_empty() {
@@ -197,7 +204,7 @@ async fn store_batch<T>(store: &Store, batch: &mut [Entry<T>], shared: bool) -> 
             Ok(outcomes) => return outcomes,
             Err(e) => {
                 tracing::error!(error = %e, posts = batch.len(), "group commit failed; retrying");
-                metrics::counter!("chatcap_commit_failures_total").increment(1);
+                metrics::counter!(catalog::COMMIT_FAILURES.name).increment(1);
                 if started.elapsed() + delay > GIVE_UP_AFTER {
                     tracing::error!(posts = batch.len(), "group commit given up: posts fail");
                     return vec![Outcome::Failed; batch.len()];

@@ -22,6 +22,7 @@ fn copy_with(dir: &Path, name: &str, edit: impl FnOnce(&mut Value)) {
         "timeline.csv",
         "resources.csv",
         "histograms.hlog",
+        "server_metrics.csv",
     ] {
         std::fs::copy(b.out.join(f), into.join(f)).unwrap_or_else(|e| panic!("copy {f}: {e}"));
     }

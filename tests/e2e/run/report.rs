@@ -18,6 +18,7 @@ fn copy_results(into: &Path) {
         "timeline.csv",
         "resources.csv",
         "histograms.hlog",
+        "server_metrics.csv",
     ] {
         std::fs::copy(b.out.join(f), into.join(f)).unwrap_or_else(|e| panic!("copy {f}: {e}"));
     }
@@ -55,6 +56,12 @@ fn a_run_ends_with_a_report_page_whose_every_chart_is_drawn_and_labelled() {
         "fds-role",
         "errors",
         "database",
+        "server-commit-batch-size",
+        "server-commit-time",
+        "server-queue-depths",
+        "server-sessions",
+        "server-posts-acknowledged",
+        "server-deliveries",
     ] {
         assert!(ids.iter().any(|i| i == id), "no chart {id} in {ids:?}");
     }

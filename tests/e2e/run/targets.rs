@@ -37,6 +37,13 @@ fn ctrl_c_stops_the_run_and_still_writes_what_was_measured() {
         "what was measured is kept"
     );
     assert!(out.join("timeline.csv").exists() && out.join("histograms.hlog").exists());
+    let scraped = super::server_metrics::rows(&out);
+    assert!(
+        scraped
+            .iter()
+            .any(|r| r.metric == "chatcap_sessions" && r.value > 0.0),
+        "the scrapes made before Ctrl-C are kept"
+    );
     assert!(
         server_pid(&out).is_none(),
         "the embedded server was stopped too"
@@ -182,6 +189,12 @@ fn an_embedded_chat_server_with_two_front_ends_runs_clean() {
         );
         assert!(out.join(format!("{process}.log")).exists() || process == "generator");
     }
+    // Front ends share the client port, so only the chat server is scraped.
+    let scraped = super::server_metrics::rows(&out);
+    assert_eq!(
+        super::server_metrics::processes(&scraped),
+        std::collections::BTreeSet::from(["server"])
+    );
 }
 
 /// A pool from a topology file: the run provisions the population into the pool's
@@ -230,6 +243,28 @@ async fn a_pool_from_a_topology_file_is_started_driven_and_stopped() {
             "no {process} in resources.csv"
         );
     }
+    // Every process of the pool is scraped; the chat servers acknowledged the posts.
+    let scraped = super::server_metrics::rows(&out);
+    assert_eq!(
+        super::server_metrics::processes(&scraped),
+        std::collections::BTreeSet::from(["chat1", "chat2", "fe1", "fe2"])
+    );
+    let acked: f64 = ["chat1", "chat2"]
+        .iter()
+        .map(|p| super::server_metrics::last(&scraped, p, "chatcap_posts_acked_total"))
+        .sum();
+    assert!(acked > 0.0, "no posts acknowledged in server_metrics.csv");
+    assert!(super::server_metrics::last(&scraped, "fe1", "chatcap_frontend_forwarded_total") > 0.0);
+    // The PostgreSQL database's size is recorded with the first chat server.
+    let db_bytes = resources
+        .lines()
+        .filter(|l| l.contains(",chat1,"))
+        .filter_map(|l| l.rsplit(',').next()?.parse::<u64>().ok())
+        .max();
+    assert!(
+        db_bytes.is_some_and(|b| b > 0),
+        "db_bytes of chat1: {resources}"
+    );
     let logs = out.join("pool");
     assert!(logs.join("chat1.log").exists() && logs.join("fe2.log").exists());
     // The pool is gone after the run: nothing answers at its addresses.
