@@ -148,6 +148,9 @@ pub fn report(s: &Summary, charts: &[(Chart, String)]) -> String {
             escape(&s.ending)
         );
     }
+    if let Some(p) = &s.profile {
+        b.push_str(&profile(p));
+    }
     b.push_str("<h2>Objectives</h2>\n");
     b.push_str(&slo_table(s));
     b.push_str("<h2>Charts</h2>\n");
@@ -232,6 +235,46 @@ pub fn report(s: &Summary, charts: &[(Chart, String)]) -> String {
         &format!("{} · scenario file {}", s.started_at, s.scenario_file),
         &b,
     )
+}
+
+/// The hardware profile the servers ran under: each limit and how it was applied, and a
+/// plain warning for what was not.
+fn profile(p: &crate::profile::ProfileRecord) -> String {
+    let mut out = format!(
+        "<h2>Hardware profile: {}</h2>\n<p>{}</p>\n",
+        escape(&p.name),
+        escape(&p.description)
+    );
+    if p.limits.is_empty() {
+        out.push_str("<p>No limits: the servers ran on the whole machine.</p>\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = p
+        .limits
+        .iter()
+        .map(|l| {
+            vec![
+                escape(&l.limit),
+                escape(&l.asked),
+                escape(l.how.label()),
+                escape(l.applied.as_deref().unwrap_or("–")),
+                escape(l.note.as_deref().unwrap_or("")),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["limit", "asked", "applied by", "read back", "note"],
+        &rows,
+    ));
+    let missed: Vec<&str> = p.missed().map(|l| l.limit.as_str()).collect();
+    if !missed.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\"><b>Not applied: {}.</b> The servers ran without it; read these figures with that in mind.</p>",
+            escape(&missed.join(", "))
+        );
+    }
+    out
 }
 
 /// SVG of each chart, in order.

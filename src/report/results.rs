@@ -98,12 +98,18 @@ impl Results {
         })
     }
 
-    /// A short name for tables and legends: the folder's name.
+    /// A short name for tables and legends: the folder's name, and the hardware profile
+    /// the servers ran under when the folder's name does not already say it.
     pub fn label(&self) -> String {
-        self.dir
+        let name = self
+            .dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.dir.display().to_string())
+            .unwrap_or_else(|| self.dir.display().to_string());
+        match &self.summary.profile {
+            Some(p) if !name.contains(&p.name) => format!("{name} [{}]", p.name),
+            _ => name,
+        }
     }
 }
 
