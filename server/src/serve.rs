@@ -48,6 +48,9 @@ pub enum StartError {
     /// The database belongs to another pool, or the pool cannot be what the topology says.
     #[error("{0}")]
     Pool(String),
+    /// The compliance service could not start.
+    #[error(transparent)]
+    Compliance(#[from] crate::compliance::ComplianceStartError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

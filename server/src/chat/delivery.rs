@@ -22,7 +22,7 @@ use bytes::Bytes;
 
 use super::room::{Hot, Loaded, Pending, RoomLive};
 use super::{Hub, PostTag};
-use crate::compliance::EventKind;
+use crate::compliance::event::EventKind;
 use crate::protocol::pool::PoolFrame;
 use crate::protocol::reply::{push_json, reply_json, Ack};
 use crate::protocol::session::Frame;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::{rights, Hub, PostTag, SessionKey};
-use crate::compliance::EventKind;
+use crate::compliance::event::EventKind;
 use crate::model::{now_us, User};
 use crate::protocol::files::{
     announcement, check_file_name, is_sha256_hex, FileBegun, Files, StoredFile, StoredName,
@@ -220,7 +220,7 @@ impl Hub {
                 "server too busy; retry later",
             ));
         }
-        crate::compliance::refuse_if_backlogged(self)
+        self.refuse_if_compliance_backlogged()
     }
 
     /// Queue the message announcing `row` for commit; the receiver gets its number once

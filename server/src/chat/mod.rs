@@ -24,6 +24,7 @@
 //! front end): it sees sessions only as (link, session) keys and JSON bytes.
 
 pub mod admin;
+mod comply;
 pub mod delivery;
 pub mod directory_ops;
 pub mod files;
@@ -121,7 +122,7 @@ pub struct Hub {
     /// Queues toward the other chat servers of the pool (none on a single box).
     pub outbox: outbox::Outbox,
     /// Compliance recording, when on (set once by `compliance::start`).
-    pub(crate) compliance: std::sync::OnceLock<crate::compliance::Recorder>,
+    pub(crate) compliance: std::sync::OnceLock<crate::compliance::recorder::Recorder>,
     /// Sessions being resumed now (their requests are held).
     resuming: AtomicUsize,
     /// Whether this server takes new sessions, and whether it wants its sessions moved

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::room::{Hot, Moved, RoomLive};
 use super::{rights, Hub, PostTag, SessionKey};
-use crate::compliance::EventKind;
+use crate::compliance::event::{viewed_range, EventKind};
 use crate::model::{now_us, User};
 use crate::protocol::pool::PoolFrame;
 use crate::protocol::reply::{
@@ -166,7 +166,7 @@ impl Hub {
                     .await
                     .map_err(internal)?;
                 if let (Some(a), Some(b)) = (messages.first(), messages.last()) {
-                    let viewed = crate::compliance::viewed_range(a.seq, b.seq);
+                    let viewed = viewed_range(a.seq, b.seq);
                     self.comply(EventKind::Backchat, *room, user.id, &viewed, None);
                 }
                 Ok(reply_json(id, &Messages { messages }))
@@ -384,7 +384,7 @@ impl Hub {
             return Err(WireError::new(ErrorCode::NotSignedIn, "the session ended"));
         }
         if let (Some(a), Some(b)) = (messages.first(), messages.last()) {
-            let viewed = crate::compliance::viewed_range(a.seq, b.seq);
+            let viewed = viewed_range(a.seq, b.seq);
             self.comply(EventKind::Backchat, room, user.id, &viewed, None);
         }
         Ok(Joined {
@@ -498,7 +498,7 @@ impl Hub {
                 "server too busy; retry later",
             ));
         }
-        crate::compliance::refuse_if_backlogged(self)?;
+        self.refuse_if_compliance_backlogged()?;
         // A retry of a message delivered here is answered at once, with the original's
         // number; the commit recognises the others (`store::sequence`).
         let live = self.room(room);

@@ -3,8 +3,9 @@
 //! by the XML adapter in the layout of Lync Server 2013 Persistent Chat (docs/COMPLIANCE.md).
 //!
 //! # Layout
-//! - this file: the event kinds, [`start`] / [`stop`], and the one hook the chat core
-//!   calls, [`Hub::comply`] (a no-op unless compliance is on).
+//! - this file: [`start`] / [`stop`] of the service for a chat server.
+//! - [`event`]: the event kinds; the chat core records them through `Hub::comply` (a no-op
+//!   unless compliance is on), which lives with the chat core (`chat::comply`).
 //! - [`recorder`]: a bounded queue and one writer task that inserts events in batches; a
 //!   chat operation never waits on the compliance database.
 //! - [`exporter`]: claims unexported events (never the same event for two exporters, even
@@ -15,6 +16,7 @@
 //! The service never speaks SQL (that is `store::compliance`) and never touches sessions:
 //! it sees ids, and reads names from the chat core's directory (or the content database).
 
+pub mod event;
 pub mod exporter;
 pub mod recorder;
 pub mod xml;
@@ -28,119 +30,28 @@ use tokio_util::task::TaskTracker;
 
 use crate::chat::Hub;
 use crate::config::ServeConfig;
-use crate::model::now_us;
-use crate::protocol::{ErrorCode, WireError};
-use crate::serve::StartError;
-use crate::store::compliance::NewComplianceEvent;
 use crate::store::Store;
-use crate::telemetry::catalog;
+pub use event::{viewed_range, EventKind};
 pub use exporter::{export_once, ExportError, ExportOptions, ExportReport};
-pub use recorder::Recorder;
-
-/// Events queued toward the compliance database at most; beyond, events are dropped (and
-/// counted). Posts are refused `busy` once half of it is in use, so that a compliance
-/// database falling behind slows posting instead of losing CHAT events.
-pub const QUEUE_CAPACITY: usize = 65_536;
+pub use recorder::{Recorder, QUEUE_CAPACITY};
 
 /// Longest wait at shutdown for queued events to reach the database.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
-/// What happened, as the original's compliance `Message/@type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// A session entered a room.
-    Join,
-    /// A session left a room (part, disconnect, removal).
-    Part,
-    /// A message was posted (and acknowledged).
-    Chat,
-    /// History was viewed (join with history, `history`).
-    Backchat,
-    /// A file was uploaded to a room.
-    FileUpload,
-    /// A file was downloaded from a room.
-    FileDownload,
-}
-
-impl EventKind {
-    /// Every kind, in code order.
-    pub const ALL: [EventKind; 6] = [
-        EventKind::Join,
-        EventKind::Part,
-        EventKind::Chat,
-        EventKind::Backchat,
-        EventKind::FileUpload,
-        EventKind::FileDownload,
-    ];
-
-    /// The code stored in the database (`compliance_events.kind`).
-    pub fn code(self) -> i16 {
-        match self {
-            EventKind::Join => 0,
-            EventKind::Part => 1,
-            EventKind::Chat => 2,
-            EventKind::Backchat => 3,
-            EventKind::FileUpload => 4,
-            EventKind::FileDownload => 5,
-        }
-    }
-
-    /// The kind of a stored code (`None` for a code this build does not know).
-    pub fn from_code(code: i16) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.code() == code)
-    }
-
-    /// The XML `type` attribute.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Join => "JOIN",
-            EventKind::Part => "PART",
-            EventKind::Chat => "CHAT",
-            EventKind::Backchat => "BACKCHAT",
-            EventKind::FileUpload => "FILEUPLOAD",
-            EventKind::FileDownload => "FILEDOWNLOAD",
-        }
-    }
-}
-
-/// The content of a BACKCHAT event: the sequence numbers viewed, `first-last`.
-pub fn viewed_range(first_seq: i64, last_seq: i64) -> String {
-    format!("{first_seq}-{last_seq}")
-}
-
-impl Hub {
-    /// Record a compliance event: who (`user`) did what (`kind`) in which room, with its
-    /// content (CHAT: the text; BACKCHAT: the range viewed, see [`viewed_range`];
-    /// FILEUPLOAD/FILEDOWNLOAD: the stored file name; JOIN/PART: empty) and, for CHAT, the
-    /// room's sequence number. Never waits; a cheap no-op when compliance is off.
-    pub fn comply(&self, kind: EventKind, room: i64, user: i64, content: &str, seq: Option<i64>) {
-        if let Some(recorder) = self.compliance.get() {
-            recorder.record(NewComplianceEvent {
-                kind: kind.code(),
-                room,
-                user,
-                // No NUL reaches the database (PostgreSQL refuses it in TEXT).
-                content: content.replace('\0', "\u{FFFD}"),
-                seq: if kind == EventKind::Chat { seq } else { None },
-                at_us: now_us(),
-            });
-        }
-    }
-}
-
-/// Refuse a post `busy` while the compliance queue is more than half full (see
-/// [`QUEUE_CAPACITY`]); always `Ok` when compliance is off.
-pub fn refuse_if_backlogged(hub: &Hub) -> Result<(), WireError> {
-    match hub.compliance.get() {
-        Some(r) if r.backlog() > QUEUE_CAPACITY / 2 => {
-            metrics::counter!(catalog::BUSY.name).increment(1);
-            Err(WireError::new(
-                ErrorCode::Busy,
-                "server too busy (compliance recording is behind); retry later",
-            ))
-        }
-        _ => Ok(()),
-    }
+/// Why the compliance service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ComplianceStartError {
+    /// The export folder could not be created.
+    #[error("cannot create the compliance output folder {path}: {source}")]
+    OutputDir {
+        /// The folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `start` was called twice for one chat server.
+    #[error("compliance recording is already started for this chat server")]
+    AlreadyStarted,
 }
 
 /// Where export files go: `compliance.output_dir`, by default `<data_dir>/compliance`.
@@ -161,12 +72,12 @@ pub fn start(
     store: &Store,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
-) -> Result<(), StartError> {
+) -> Result<(), ComplianceStartError> {
     if !cfg.compliance.enabled {
         return Ok(());
     }
     let out_dir = output_dir(cfg);
-    std::fs::create_dir_all(&out_dir).map_err(|source| StartError::DataDir {
+    std::fs::create_dir_all(&out_dir).map_err(|source| ComplianceStartError::OutputDir {
         path: out_dir.display().to_string(),
         source,
     })?;
@@ -175,9 +86,7 @@ pub fn start(
         .set(Recorder::start(store.clone(), QUEUE_CAPACITY))
         .is_err()
     {
-        return Err(StartError::Config(
-            "compliance recording is already started for this chat server".into(),
-        ));
+        return Err(ComplianceStartError::AlreadyStarted);
     }
     let opts = ExportOptions::new(out_dir.clone());
     tracing::info!(

@@ -3,7 +3,7 @@
 //! [`Recorder::record`] never waits: chat operations call it under room locks. When the
 //! queue is full (the compliance database has been failing or slow for a long while) the
 //! event is dropped, counted in `chatcap_compliance_dropped_total` and logged; posting is
-//! refused `busy` well before that (see `compliance::refuse_if_backlogged`), so what is
+//! refused `busy` well before that (see `Hub::refuse_if_compliance_backlogged`), so what is
 //! dropped first is JOIN/PART/BACKCHAT, never an acknowledged post's CHAT. The writer takes
 //! everything queued (up to [`MAX_BATCH`]) into one transaction, and retries a batch the
 //! database refuses, with backoff, until it is stored.
@@ -13,10 +13,16 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::compliance::EventKind;
+use super::event::EventKind;
 use crate::store::compliance::NewComplianceEvent;
 use crate::store::Store;
 use crate::telemetry::catalog;
+
+/// Events queued toward the compliance database at most; beyond, events are dropped (and
+/// counted). Posts are refused `busy` once half of it is in use
+/// (`Hub::refuse_if_compliance_backlogged`), so that a compliance database falling behind
+/// slows posting instead of losing CHAT events.
+pub const QUEUE_CAPACITY: usize = 65_536;
 
 /// Most events stored by one transaction.
 pub const MAX_BATCH: usize = 4096;

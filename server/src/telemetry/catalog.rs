@@ -8,7 +8,7 @@
 
 use metrics::Unit;
 
-use crate::compliance::EventKind;
+use crate::compliance::event::EventKind;
 use crate::protocol::client::KNOWN_TYPES;
 use crate::protocol::ErrorCode;
 
