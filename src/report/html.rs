@@ -32,7 +32,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em}\
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}th:first-child,td:first-child{text-align:left}\
 th{background:#f4f4f4}.pass{color:#0a6e31;font-weight:600}.fail{color:#b00020;font-weight:700}\
 figure{margin:1.2em 0}figcaption{color:#555;font-size:.85em}svg{max-width:100%;height:auto}\
-.note{background:#fff6d6;border:1px solid #e5cf7a;padding:.5em .8em;border-radius:6px}";
+.text td,.text th{text-align:left}.note{background:#fff6d6;border:1px solid #e5cf7a;padding:.5em .8em;border-radius:6px}";
 
 /// A page: title, subtitle, then the body's HTML.
 pub fn page(title: &str, subtitle: &str, body: &str) -> String {
