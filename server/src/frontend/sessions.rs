@@ -277,3 +277,33 @@ impl FrontEnd {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FrontConfig;
+
+    /// What one delivery costs the front end: a message for a thousand sessions is queued
+    /// to each of them as the same buffer — no per-session copy or re-encoding (each queue
+    /// holds a reference to the one buffer the chat server's frame arrived in).
+    #[test]
+    fn a_fanout_reaches_every_session_as_one_shared_buffer() {
+        let fe = FrontEnd::new("t".into(), FrontConfig::default(), 1);
+        let (link_tx, _link_rx) = mpsc::channel(8);
+        fe.set_link(0, Some(link_tx));
+        fe.set_status(0, true, false);
+        let mut sessions: Vec<Registered> = (0..1000)
+            .map(|user| fe.register(user, 4, true).expect("a chat server takes it"))
+            .collect();
+        let ids: Vec<u64> = sessions.iter().map(|s| s.id).collect();
+        let json = Bytes::from_static(br#"{"type":"chat","room":7,"seq":1,"text":"hello"}"#);
+        let buffer = json.as_ptr();
+        fe.deliver(0, Some((7, 1)), &ids, json);
+        for s in &mut sessions {
+            let queued = s.rx.try_recv().expect("each session got the message");
+            assert_eq!(queued.as_str().as_ptr(), buffer, "a session got a copy");
+            assert!(s.rx.try_recv().is_err(), "and only once");
+        }
+        assert_eq!(fe.table().last_seq.get(&(0, 7)), Some(&1));
+    }
+}
