@@ -6,8 +6,16 @@
 //! # Layout
 //! - [`search`]: which user count to try next (no I/O).
 //! - [`scale`]: a scenario scaled to a step's users.
+//! - [`step`]: a step's results folder reduced to the figures capacity needs.
+//! - [`bound`]: what bound a search; the knee of latency against users.
 //! - [`fit`]: least-squares lines and medians.
+//! - [`model`]: `capacity.json` and the model fitted from the steps.
+//! - [`render`]: `capacity.md` and `capacity.html`.
 
+pub mod bound;
 pub mod fit;
+pub mod model;
+pub mod render;
 pub mod scale;
 pub mod search;
+pub mod step;
