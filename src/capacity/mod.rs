@@ -11,10 +11,15 @@
 //! - [`fit`]: least-squares lines and medians.
 //! - [`model`]: `capacity.json` and the model fitted from the steps.
 //! - [`render`]: `capacity.md` and `capacity.html`.
+//! - [`cmd`]: `chatcap capacity` (runs the steps as `chatcap run` children).
+//! - [`plan`] and [`plan_cmd`]: `chatcap plan`, sizing from models.
 
 pub mod bound;
+pub mod cmd;
 pub mod fit;
 pub mod model;
+pub mod plan;
+pub mod plan_cmd;
 pub mod render;
 pub mod scale;
 pub mod search;
