@@ -203,11 +203,11 @@ fn gib(b: f64) -> String {
 }
 
 /// The table rows (role, count, users each, limited by, memory each).
-fn rows(p: &Plan) -> Vec<[String; 5]> {
+fn rows(p: &Plan) -> Vec<Vec<String>> {
     p.machines
         .iter()
         .map(|m| {
-            [
+            vec![
                 m.role.clone(),
                 m.count.to_string(),
                 format!("{:.0}", m.users_each),
@@ -250,23 +250,8 @@ const HEAD: [&str; 5] = [
 
 /// The plan as a terminal table.
 pub fn text(p: &Plan) -> String {
-    let rows = rows(p);
-    let mut widths = HEAD.map(|h| h.chars().count());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
     let mut out = preamble(p).join("\n") + "\n\n";
-    for r in std::iter::once(HEAD.map(String::from)).chain(rows) {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
-        out += cells.join("  ").trim_end();
-        out.push('\n');
-    }
+    out += &crate::report::render::text_table(&HEAD, &rows(p));
     out.push('\n');
     for n in &p.notes {
         out += &format!("- {n}\n");

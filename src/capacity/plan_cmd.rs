@@ -96,11 +96,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
             let file =
                 crate::profile::Profile::find(p, Path::new("scenarios/x.toml")).map_err(usage)?;
             let prof = crate::profile::Profile::load(&file).map_err(|e| usage(e.to_string()))?;
-            let set = prof.cpus.as_ref().map(|l| l.len() as f64);
-            let cpus = match (prof.cpu_quota, set) {
-                (Some(q), Some(s)) => Some(q.min(s)),
-                (q, s) => q.or(s),
-            };
+            let cpus = prof.cpu_capacity();
             (Some(prof.name), cpus)
         }
         None => (None, None),
