@@ -45,6 +45,14 @@ pub enum Command {
     /// a rules file's thresholds and, with --baseline, how far each figure moved; JUnit XML
     /// with --junit. Exit code 0 pass, 1 fail, 2 a missing or corrupt run or rules file.
     Gate(crate::gate::GateArgs),
+    /// Find the users a scenario supports (stepped or feedback search; each step a results
+    /// folder), what bound it and the knee; write capacity.json/.md/.html with the capacity
+    /// model. `capacity model RESULTS…` fits a model from existing runs. Exit code 2 for a
+    /// bad scenario, profile or flag.
+    Capacity(crate::capacity::cmd::CapacityArgs),
+    /// Size a pool for a number of users from measured capacity models: chat servers, front
+    /// ends, load generators, memory, database disk; headroom and the topology's limits.
+    Plan(crate::capacity::plan_cmd::PlanArgs),
     /// Run a chat server. With no arguments: a single box (front end on 127.0.0.1:8080, chat
     /// server on 127.0.0.1:5041, SQLite under ./data).
     Serve(ServeArgs),
@@ -231,6 +239,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => crate::report_cmd::report(args),
         Command::Compare(args) => crate::report_cmd::compare(args),
         Command::Gate(args) => crate::gate::run(args),
+        Command::Capacity(args) => crate::capacity::cmd::run(args).await,
+        Command::Plan(args) => crate::capacity::plan_cmd::run(args),
         Command::Serve(args) => serve(args).await,
         Command::Provision(args) => crate::provision::run(args).await,
         Command::Bench(cmd) => crate::bench::run(cmd).await,

@@ -7,6 +7,7 @@
 //! - [`compliance_cmd`]: `chatcap compliance export` (one run of the compliance XML adapter).
 //! - [`gate`]: `chatcap gate`, the CI regression gate (thresholds, baseline, JUnit XML).
 //! - [`report_cmd`]: `chatcap report` and `chatcap compare`.
+//! - [`capacity`]: `chatcap capacity` (supported users, the capacity model) and `chatcap plan`.
 //! - [`bench`]: `chatcap bench server`, the server benchmark (posts/s, latency, memory).
 //! - [`pool`]: `chatcap pool up|status|drain|undrain|set-active` (a pool from a topology).
 //! - [`provision`]: `chatcap provision` (flags, progress bar, summary).
@@ -17,6 +18,7 @@
 //! - [`report`]: the summary model and its renderings (results folder, console).
 
 pub mod bench;
+pub mod capacity;
 pub mod cli;
 pub mod client;
 pub mod compliance_cmd;

@@ -54,10 +54,10 @@ pub struct GateFailed {
 
 fn table(checks: &[Check]) -> String {
     let head = ["check", "kind", "measured", "limit", "verdict"];
-    let rows: Vec<[String; 5]> = checks
+    let rows: Vec<Vec<String>> = checks
         .iter()
         .map(|c| {
-            [
+            vec![
                 c.name.clone(),
                 c.kind.name().to_string(),
                 c.measured.clone(),
@@ -66,23 +66,7 @@ fn table(checks: &[Check]) -> String {
             ]
         })
         .collect();
-    let mut widths = head.map(|h| h.chars().count());
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in std::iter::once(head.map(String::from)).chain(rows) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::report::render::text_table(&head, &rows)
 }
 
 /// `chatcap gate`.

@@ -76,6 +76,16 @@ impl Profile {
         }
     }
 
+    /// CPUs of computing the profile asks for: the quota or the set's size, the smaller
+    /// (`None`: no CPU limit).
+    pub fn cpu_capacity(&self) -> Option<f64> {
+        let set = self.cpus.as_ref().map(|l| l.len() as f64);
+        match (self.cpu_quota, set) {
+            (Some(q), Some(s)) => Some(q.min(s)),
+            (q, s) => q.or(s),
+        }
+    }
+
     /// The profile `arg` names: a file, or a name looked up as `scenarios/profiles/NAME.toml`
     /// (from the working folder), then as `profiles/NAME.toml` beside the scenario file or
     /// in its parent folder.

@@ -187,3 +187,26 @@ pub fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> std::io::Result<()> {
     }
     w.flush()
 }
+
+/// A table for a terminal: the header, then the rows, each column padded to its widest
+/// cell (left-aligned), trailing blanks trimmed.
+pub fn text_table(head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let head: Vec<String> = head.iter().map(|h| h.to_string()).collect();
+    let mut out = String::new();
+    for r in std::iter::once(&head).chain(rows) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -6,6 +6,7 @@
 //! operations in one process, in two shards, and with the server stalled. One undisturbed
 //! run ([`baseline`]) is shared by the tests that compare against it.
 
+mod capacity;
 mod files;
 mod gate;
 mod hlog;
