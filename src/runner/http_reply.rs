@@ -5,8 +5,10 @@
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::files::{malformed, FileOpError, CHUNK};
+use super::file_error::{malformed, FileOpError};
 
+/// Read buffer size (and the file operations' write buffer size).
+pub const CHUNK: usize = 16 * 1024;
 /// Most bytes of a response head (status line and headers) accepted.
 const MAX_HEAD: usize = 16 * 1024;
 /// Most bytes of one chunk-size or trailer line of a chunked body.

@@ -7,10 +7,11 @@
 //! - [`target`]: provisioning the embedded target (a SQLite database) or attaching to
 //!   running addresses; [`processes`] starts the embedded server processes (a single box,
 //!   or a chat server with front ends sharing one port).
-//! - [`vu`]: one virtual user endpoint (its WebSocket, schedule, replies and pushes);
-//!   `connect` opens its connection (handshake, sign-in, batch join).
+//! - [`vu`]: one virtual user endpoint (its schedule, replies and pushes); `connect`
+//!   opens its connection (handshake, sign-in, batch join) and owns the socket type.
 //! - [`track`]: per-connection sequence tracking (lost / duplicated / out of order).
-//! - [`files`]: a virtual user's file uploads and downloads (HTTP, beside its socket).
+//! - [`files`]: a virtual user's file uploads and downloads (HTTP, beside its socket);
+//!   [`http_reply`] reads their responses, [`file_error`] says why one failed.
 //! - [`net`]: connections from many loopback source addresses; the descriptor limit.
 //! - [`reconcile`]: after the run, every acknowledged post is in history exactly once.
 //! - [`watch`]: the server side watched during the load: resource probes, the database
@@ -23,6 +24,7 @@ pub mod cmd;
 mod connect;
 pub mod db_size;
 pub mod execute;
+pub mod file_error;
 pub mod files;
 pub mod http_reply;
 pub mod net;

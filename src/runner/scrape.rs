@@ -48,7 +48,7 @@ pub enum ScrapeError {
     Io(#[from] std::io::Error),
     /// The answer is not HTTP this reader understands.
     #[error("{0}")]
-    Http(#[from] super::files::FileOpError),
+    Http(#[from] super::file_error::FileOpError),
     /// The answer was not 200.
     #[error("HTTP {0}")]
     Status(u16),
