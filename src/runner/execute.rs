@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use super::shard::ShardId;
-use super::target::{self, Target, TargetError};
+use super::target::{self, Target};
+use super::target_error::TargetError;
 use super::watch::ServerWatch;
 use super::{drive, Outcome, Shared};
 use crate::metrics::collector::{Collector, TimelineRow};

@@ -6,7 +6,8 @@
 //!   connected virtual users, once-a-second collection, progress, Ctrl-C).
 //! - [`target`]: provisioning the embedded target (a SQLite database) or attaching to
 //!   running addresses; [`processes`] starts the embedded server processes (a single box,
-//!   or a chat server with front ends sharing one port).
+//!   or a chat server with front ends sharing one port); [`target_error`] says why either
+//!   failed.
 //! - [`vu`]: one virtual user endpoint (its schedule, replies and pushes); `connect`
 //!   opens its connection (handshake, sign-in, batch join) and owns the socket type.
 //! - [`track`]: per-connection sequence tracking (lost / duplicated / out of order).
@@ -35,6 +36,7 @@ pub mod shard;
 pub mod spawn;
 pub mod sweep;
 pub mod target;
+pub mod target_error;
 pub mod track;
 pub mod vu;
 pub mod watch;
