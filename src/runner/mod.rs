@@ -17,7 +17,9 @@
 //! - [`reconcile`]: after the run, every acknowledged post is in history exactly once.
 //! - [`watch`]: the server side watched during the load: resource probes, the database
 //!   size ([`db_size`]), the `/metrics` scraper ([`scrape`], `server_metrics.csv`).
-//! - [`execute`]: one run end to end: target, drive, reconcile, results folder.
+//! - [`execute`]: one run end to end: target, drive, reconcile, results folder;
+//!   [`options`] says how a run is asked for and why it could not be done; [`spawn`]
+//!   drives local shard processes for it.
 //! - [`shard`]: splitting the load over generator processes, and merging their results.
 //! - [`sweep`]: one scenario run once per hardware profile, side by side.
 
@@ -29,6 +31,7 @@ pub mod file_error;
 pub mod files;
 pub mod http_reply;
 pub mod net;
+pub mod options;
 pub mod processes;
 pub mod reconcile;
 pub mod scrape;
