@@ -101,7 +101,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let interrupt = CancellationToken::new();
     let on_signal = interrupt.clone();
     tokio::spawn(async move {
-        crate::cli::wait_for_stop_signal().await;
+        crate::stop_signal::wait_for_stop_signal().await;
         eprintln!("stopping: finishing the run and writing what was measured…");
         on_signal.cancel();
     });
