@@ -12,7 +12,8 @@
 //!   opens its connection (handshake, sign-in, batch join) and owns the socket type.
 //! - [`track`]: per-connection sequence tracking (lost / duplicated / out of order).
 //! - [`files`]: a virtual user's file uploads and downloads (HTTP, beside its socket);
-//!   [`http_reply`] reads their responses, [`file_error`] says why one failed.
+//!   [`http`] is one exchange over hyper's client (also
+//!   for `/metrics` scrapes), [`file_error`] says why one failed.
 //! - [`net`]: connections from many loopback source addresses; the descriptor limit.
 //! - [`reconcile`]: after the run, every acknowledged post is in history exactly once.
 //! - [`watch`]: the server side watched during the load: resource probes, the database
@@ -29,7 +30,7 @@ pub mod db_size;
 pub mod execute;
 pub mod file_error;
 pub mod files;
-pub mod http_reply;
+pub mod http;
 pub mod net;
 pub mod options;
 pub mod processes;
