@@ -13,6 +13,8 @@ use chatcap_server::config::{Role, ServeConfig};
 use chatcap_server::store::Schema;
 use clap::{Args, Parser, Subcommand};
 
+use crate::settings::settings_file;
+use crate::stop_signal::wait_for_stop_signal;
 use crate::usage::UsageError;
 
 /// chatcap: a reference Persistent Chat server and pool, and a load generator and capacity
@@ -303,18 +305,6 @@ fn topology_check(file: &std::path::Path) -> anyhow::Result<()> {
     .into())
 }
 
-/// The settings file (`--config`), or the defaults without one; a file that cannot be
-/// read or parsed is a usage error naming it.
-pub fn settings_file(path: Option<&std::path::Path>) -> anyhow::Result<ServeConfig> {
-    let Some(path) = path else {
-        return Ok(ServeConfig::default());
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
-    Ok(toml::from_str::<ServeConfig>(&text)
-        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?)
-}
-
 /// Load the settings file (and the topology's part for this process) and apply flags.
 pub fn serve_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     let mut cfg = match (&args.topology, &args.name) {
@@ -402,26 +392,4 @@ fn ready_line(cfg: &ServeConfig, running: &chatcap_server::serve::Running) -> St
         line += &format!("  chat servers {}", servers.join(","));
     }
     line
-}
-
-/// Resolve on Ctrl-C or SIGTERM.
-pub async fn wait_for_stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -56,7 +56,7 @@ pub async fn run(cmd: ComplianceCommand) -> anyhow::Result<()> {
 }
 
 fn config(args: &ExportArgs) -> anyhow::Result<ServeConfig> {
-    let mut cfg = crate::cli::settings_file(args.config.as_deref())?;
+    let mut cfg = crate::settings::settings_file(args.config.as_deref())?;
     if let Some(v) = &args.data_dir {
         cfg.data_dir = v.clone();
     }

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (`serve`, `user`, `provision`, `bench`, …) and `run(cli)`.
+//! - [`settings`], [`stop_signal`], [`usage`]: what the commands share below `cli`: the
+//!   settings file, waiting for Ctrl-C or SIGTERM, the usage error (exit code 2).
 //! - [`client`]: a WebSocket client of the chat protocol.
 //! - [`compliance_cmd`]: `chatcap compliance export` (one run of the compliance XML adapter).
 //! - [`gate`]: `chatcap gate`, the CI regression gate (thresholds, baseline, JUnit XML).
@@ -32,4 +34,6 @@ pub mod report_cmd;
 pub mod runner;
 pub mod scenario;
 pub mod serve_process;
+pub mod settings;
+pub mod stop_signal;
 pub mod usage;

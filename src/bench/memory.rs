@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
-use super::posts::ReplyHead;
+use super::reply_head::ReplyHead;
 use super::target::{rss_bytes, BenchUser, ServerProcess};
 
 /// Requests outstanding on the link at once: below the server's in-flight limit (4,096)

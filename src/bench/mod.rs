@@ -14,6 +14,7 @@
 //! - [`posts`]: acked posts per second and post→ack latency, from pipelining WebSocket
 //!   clients.
 //! - [`report`]: the figures, as a table and as JSON.
+//! - [`reply_head`]: the part of a server message every bench parses.
 //!
 //! Every load loop is bounded in count and in time, and talks to loopback only.
 //!
@@ -24,6 +25,7 @@ pub mod frontend;
 pub mod memory;
 pub mod pool;
 pub mod posts;
+pub mod reply_head;
 pub mod report;
 pub mod target;
 

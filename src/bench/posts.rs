@@ -19,10 +19,10 @@ use anyhow::{bail, Context};
 use chatcap_server::protocol::Op;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::reply_head::ReplyHead;
 use super::report::{Latency, PostFigures};
 use super::target::{cpu_time, BenchUser, ServerProcess};
 use crate::client::Client;
@@ -42,18 +42,6 @@ pub struct PostPlan {
     pub warmup: Duration,
     /// The measured window.
     pub duration: Duration,
-}
-
-/// What every server → client message starts with; the rest is skipped unparsed.
-#[derive(Debug, Deserialize)]
-pub struct ReplyHead<'a> {
-    /// `reply`, `error`, or a push type.
-    #[serde(rename = "type", borrow)]
-    pub kind: &'a str,
-    /// The request id (replies and most errors).
-    pub id: Option<u64>,
-    /// The error code (errors).
-    pub code: Option<String>,
 }
 
 /// Longest wait for outstanding acks after the last post was sent.

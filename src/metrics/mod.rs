@@ -20,4 +20,4 @@ pub mod recorder;
 pub mod resources;
 pub mod server_metrics;
 
-pub use recorder::{Metric, Recorder, Recorders};
+pub use recorder::{micros, Metric, Recorder, Recorders};

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -95,6 +96,11 @@ impl Metric {
     fn index(self) -> usize {
         self as usize
     }
+}
+
+/// A duration in whole microseconds, as recorders take it (saturating at `u64::MAX`).
+pub fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
 /// A new empty histogram with the project's bounds (1 µs – 60 s, 3 significant digits).

@@ -269,7 +269,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         "chatcap pool up: {} processes; Ctrl-C stops them",
         pool.members.len()
     );
-    crate::cli::wait_for_stop_signal().await;
+    crate::stop_signal::wait_for_stop_signal().await;
     eprintln!("stopping the pool…");
     pool.stop().await;
     println!("chatcap pool stopped");

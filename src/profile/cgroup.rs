@@ -3,7 +3,7 @@
 //! (this process's group in each hierarchy). Nothing is hard-coded: a container whose
 //! cgroup mount starts below the hierarchy's root, or a v1 hierarchy with controllers
 //! mounted together (`cpu,cpuacct`), resolve the same way. It only locates; creating groups
-//! and writing limits is [`super::confine`]'s job.
+//! and writing limits is `confine`'s job (above this module).
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Hardware profile files (`scenarios/profiles/*.toml`): read in two stages, the file as
 //! written and the validated [`Profile`], with every problem located as
 //! `file:line: field: message` (the same located errors as scenario and topology files).
-//! It only reads and checks; applying a profile is [`super::confine`]'s job.
+//! It only reads and checks; applying a profile is `confine`'s job (above this module).
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::execute::{self, RunOptions};
+use super::execute;
+use super::options::{RunError, RunOptions};
 use super::shard::ShardId;
 use crate::profile::Profile;
 use crate::scenario::{dry_run_table, Scenario};
@@ -100,7 +101,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let interrupt = CancellationToken::new();
     let on_signal = interrupt.clone();
     tokio::spawn(async move {
-        crate::cli::wait_for_stop_signal().await;
+        crate::stop_signal::wait_for_stop_signal().await;
         eprintln!("stopping: finishing the run and writing what was measured…");
         on_signal.cancel();
     });
@@ -131,9 +132,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// A run error as the command reports it: what the build cannot do is a usage error.
-fn run_error(e: execute::RunError) -> anyhow::Error {
+fn run_error(e: RunError) -> anyhow::Error {
     match e {
-        execute::RunError::Unsupported(m) => anyhow::Error::new(UsageError(m)),
+        RunError::Unsupported(m) => anyhow::Error::new(UsageError(m)),
         other => anyhow::Error::new(other),
     }
 }

@@ -7,15 +7,20 @@ use std::time::Duration;
 use chatcap_server::protocol::reply::{BjoinResult, ServerMsg};
 use chatcap_server::protocol::{Message, Op, Push, Request};
 use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
 
 use super::track::Tracker;
-use super::vu::{micros, Conn, Ws};
 use super::{Shared, SimUser};
-use crate::metrics::Metric;
+use crate::metrics::{micros, Metric};
 
+/// A virtual user's WebSocket.
+pub(super) type Ws = WebSocketStream<TcpStream>;
+
+/// Send one request; false when the socket is gone.
 pub(super) async fn send(ws: &mut Ws, id: u64, op: Op) -> bool {
     let text = serde_json::to_string(&Request { id, op }).unwrap_or_default();
     ws.send(WsMessage::Text(text.into())).await.is_ok()
@@ -48,13 +53,14 @@ async fn await_reply(
     }
 }
 
-/// Connect, sign in, batch-join. Records connect, sign_in and join (or reconnect).
+/// Connect, sign in, batch-join. Records connect, sign_in and join (or reconnect). Returns
+/// the socket and the sequence tracker primed with what the join returned.
 pub(super) async fn setup(
     shared: &Shared,
     index: usize,
     user: &SimUser,
     reconnect: Option<Instant>,
-) -> Result<Conn, &'static str> {
+) -> Result<(Ws, Tracker), &'static str> {
     let timeout = shared.plan.request_timeout;
     let t0 = Instant::now();
     let (addr, url) = shared.target(index);
@@ -141,5 +147,5 @@ pub(super) async fn setup(
     for f in &joined.failed {
         rec.error(Metric::Join, f.code.as_str());
     }
-    Ok(Conn::new(ws, tracker))
+    Ok((ws, tracker))
 }

@@ -10,13 +10,14 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use super::options::{RunError, RunOptions};
 use super::shard::ShardId;
-use super::target::{self, Target, TargetError};
+use super::target::{self, Target};
 use super::watch::ServerWatch;
 use super::{drive, Outcome, Shared};
 use crate::metrics::collector::{Collector, TimelineRow};
 use crate::metrics::resources::ProcessProbe;
-use crate::profile::{Confinement, Profile, ProfileRecord};
+use crate::profile::{Confinement, ProfileRecord};
 use crate::report::model::Summary;
 use crate::report::{self, RunInfo};
 use crate::scenario::plan::{RunPlan, Target as PlanTarget};
@@ -24,55 +25,8 @@ use crate::scenario::plan::{RunPlan, Target as PlanTarget};
 /// Loopback source addresses connections are spread over.
 const SOURCE_SPREAD: u8 = 8;
 
-/// How to run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// The scenario file (for the report).
-    pub scenario_file: PathBuf,
-    /// Results folder; default `reports/<time>-<scenario>/`.
-    pub out: Option<PathBuf>,
-    /// The `chatcap` binary that serves the embedded target.
-    pub server_binary: PathBuf,
-    /// No progress output.
-    pub quiet: bool,
-    /// Run as this shard of a split run (with `attach` and `population`).
-    pub shard: Option<ShardId>,
-    /// Start the load at this time (ms since the epoch), so that shards start together.
-    pub start_at_ms: Option<u64>,
-    /// The target's WebSocket URL, for shards (instead of the scenario's target).
-    pub attach: Vec<String>,
-    /// The simulated users file, for shards.
-    pub population: Option<PathBuf>,
-    /// A `chatcap serve --config` file for the embedded server (settings, test hooks).
-    pub server_config: Option<PathBuf>,
-    /// Split into this many local shard processes (default: as many as the descriptor
-    /// limit requires).
-    pub shards: Option<usize>,
-    /// The hardware profile the servers this run starts are limited to.
-    pub profile: Option<Profile>,
-}
-
 /// Descriptors kept free in each generator process for everything but connections.
 const FD_RESERVE: u64 = 1024;
-
-/// Why a run could not be done.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The plan asks for something this build cannot do.
-    #[error("{0}")]
-    Unsupported(String),
-    /// The target could not be made ready.
-    #[error(transparent)]
-    Target(#[from] TargetError),
-    /// The results folder could not be written.
-    #[error("cannot write results to {path}: {source}")]
-    Write {
-        /// The folder.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-}
 
 /// The default results folder for a plan started at `unix`.
 pub fn default_out(plan: &RunPlan, unix: i64) -> PathBuf {

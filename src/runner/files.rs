@@ -1,97 +1,45 @@
 //! A virtual user's file operations: uploads to and downloads from the file web service
 //! (docs/FILES.md) on the front end its WebSocket goes to, over HTTP on the same address.
 //!
-//! A minimal HTTP/1.1 client over a [`TcpStream`]: one request per connection
-//! (`Connection: close`); the response is read by [`super::http_reply`]. Bodies are
-//! streamed: an upload is generated chunk by chunk and a download is counted, so neither
-//! is ever held whole in memory. Each operation is bounded by the scenario's
-//! `request_timeout`.
+//! Each request goes over hyper's HTTP/1.1 client ([`super::http`]) on a connection of its
+//! own (`Connection: close`), from the virtual user's source address. Bodies are streamed:
+//! an upload is generated a buffer at a time ([`UploadBody`], one shared buffer sliced)
+//! and a download is counted, so neither is ever held whole in memory. Each operation is
+//! bounded by the scenario's `request_timeout`.
 //!
 //! An operation runs in its own task ([`spawn`]) beside the virtual user's socket loop,
 //! which it must not block, and records into the user's slot when it ends: service time
 //! from the moment it is started, response time from its intended start.
 
-use std::borrow::Cow;
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use chatcap_server::protocol::files::{download_path, Files};
+use http_body_util::Empty;
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::header::{self, HeaderName};
+use hyper::{Method, Request};
 use rand::rngs::SmallRng;
 use rand::Rng;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::http_reply::{read_response, Response, MAX_KEPT};
-use super::vu::micros;
+use super::file_error::{malformed, FileOpError};
+use super::http::{exchange, Response, MAX_KEPT};
 use super::{Shared, SimUser};
-use crate::metrics::Metric;
+use crate::metrics::{micros, Metric};
 use crate::scenario::plan::OpKind;
 
-/// Read and write buffer size.
-pub(super) const CHUNK: usize = 16 * 1024;
+/// Upload buffer size.
+const CHUNK: usize = 16 * 1024;
 /// Files listed to pick a download from (the newest).
 const LIST_LIMIT: u32 = 20;
 /// The multipart boundary; generated content never contains it.
 const BOUNDARY: &str = "chatcap-load-boundary-7d1e4f0b9a2c";
-
-/// Why a file operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FileOpError {
-    /// No TCP connection to the front end.
-    #[error("cannot connect: {0}")]
-    Connect(#[source] std::io::Error),
-    /// The connection failed during the exchange.
-    #[error("connection failed: {0}")]
-    Io(#[from] std::io::Error),
-    /// No complete answer within the request timeout.
-    #[error("no complete answer within the request timeout")]
-    Timeout,
-    /// The response ended before it was complete.
-    #[error("the response ended early")]
-    Truncated,
-    /// The response is not well-formed HTTP/1.1 or not what the service answers.
-    #[error("malformed response: {0}")]
-    Malformed(String),
-    /// The service refused: the HTTP status and the `code` of the JSON error body.
-    #[error("HTTP {status} ({code})")]
-    Refused {
-        /// The status.
-        status: u16,
-        /// The error code (docs/PROTOCOL.md §5), empty when the body has none.
-        code: String,
-    },
-    /// A download's length differs from the size the file list gives.
-    #[error("downloaded {got} bytes of a {want}-byte file")]
-    SizeMismatch {
-        /// Bytes received.
-        got: u64,
-        /// The file's size.
-        want: u64,
-    },
-}
-
-impl FileOpError {
-    /// The kind counted in the report's errors by kind: the service's error code when it
-    /// gave one (`forbidden`, `busy`, `too_large`…), the connection's failure otherwise.
-    pub fn kind(&self) -> Cow<'_, str> {
-        match self {
-            FileOpError::Connect(_) => "connect_failed".into(),
-            FileOpError::Io(_) => "disconnect".into(),
-            FileOpError::Timeout => "timeout".into(),
-            FileOpError::Truncated => "truncated_reply".into(),
-            FileOpError::Malformed(_) => "unparsable_reply".into(),
-            FileOpError::Refused { code, .. } if !code.is_empty() => code.as_str().into(),
-            FileOpError::Refused { status, .. } => format!("http_{status}").into(),
-            FileOpError::SizeMismatch { .. } => "size_mismatch".into(),
-        }
-    }
-}
-
-pub(super) fn malformed(what: impl Into<String>) -> FileOpError {
-    FileOpError::Malformed(what.into())
-}
 
 /// How one front end's web services are reached.
 #[derive(Debug, Clone)]
@@ -162,20 +110,21 @@ pub async fn upload(
     file: &Upload,
 ) -> Result<(), FileOpError> {
     let path = format!("/api/rooms/{room}/files");
-    let (before, after) = file.framing();
-    let length = before.len() as u64 + file.size + after.len() as u64;
-    let head = format!(
-        "Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {length}\r\n"
-    );
+    let body = UploadBody::new(file);
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        ),
+        (header::CONTENT_LENGTH, body.left().to_string()),
+    ];
+    // A refusal may come (and the connection close) before the body is all sent: hyper
+    // then returns the response, which says more than the failed write.
     bounded(at, async {
-        let mut stream = request(at, "POST", &path, token, &head).await?;
-        // A refusal may come (and the connection close) before the body is all sent: the
-        // response, when there is one, says more than the failed write.
-        let sent = write_upload(&mut stream, file, &before, &after).await;
-        match read_response(&mut stream, MAX_KEPT).await {
-            Ok(r) => r.success().map(|_| ()),
-            Err(e) => Err(sent.err().map_or(e, FileOpError::Io)),
-        }
+        request(at, Method::POST, &path, token, &headers, body)
+            .await?
+            .success()
+            .map(|_| ())
     })
     .await
 }
@@ -227,51 +176,103 @@ async fn bounded<T>(
 
 /// A GET, its response successful.
 async fn get(at: &Endpoint, path: &str, token: &str) -> Result<Response, FileOpError> {
-    let mut stream = request(at, "GET", path, token, "").await?;
-    read_response(&mut stream, MAX_KEPT).await?.success()
+    request(at, Method::GET, path, token, &[], Empty::<Bytes>::new())
+        .await?
+        .success()
 }
 
-/// Connect and send a request head (`extra`: more header lines, each ending in CRLF).
-async fn request(
+/// Connect and exchange one request (`extra`: more headers) with `body`.
+async fn request<B>(
     at: &Endpoint,
-    method: &str,
+    method: Method,
     path: &str,
     token: &str,
-    extra: &str,
-) -> Result<TcpStream, FileOpError> {
+    extra: &[(HeaderName, String)],
+    body: B,
+) -> Result<Response, FileOpError>
+where
+    B: Body<Data = Bytes, Error = Infallible> + Send + 'static,
+{
     // A token with a line break would smuggle headers: never send one.
     if token.chars().any(|c| c.is_ascii_control()) {
         return Err(malformed("the user's token has a control character"));
     }
-    let mut stream = super::net::connect(at.addr, at.source)
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, &at.host)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONNECTION, "close");
+    for (name, value) in extra {
+        builder = builder.header(name, value);
+    }
+    let request = builder
+        .body(body)
+        .map_err(|e| malformed(format!("request: {e}")))?;
+    let stream = super::net::connect(at.addr, at.source)
         .await
         .map_err(FileOpError::Connect)?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-         Connection: close\r\n{extra}\r\n",
-        at.host
-    );
-    stream.write_all(head.as_bytes()).await?;
-    Ok(stream)
+    exchange(stream, request, MAX_KEPT).await
 }
 
-/// The multipart body: framing, then the content a buffer at a time.
-async fn write_upload(
-    stream: &mut TcpStream,
-    file: &Upload,
-    before: &str,
-    after: &str,
-) -> std::io::Result<()> {
-    stream.write_all(before.as_bytes()).await?;
-    let chunk = file.chunk();
-    let mut left = file.size;
-    while left > 0 {
-        let n = usize::try_from(left).unwrap_or(usize::MAX).min(chunk.len());
-        stream.write_all(&chunk[..n]).await?;
-        left -= n as u64;
+/// An upload's multipart body, yielded a buffer at a time: the framing before the content,
+/// the content (one generated buffer, sliced without copying), the framing after.
+pub struct UploadBody {
+    before: Option<Bytes>,
+    chunk: Bytes,
+    left: u64,
+    after: Option<Bytes>,
+}
+
+impl UploadBody {
+    /// The body of `file`.
+    pub fn new(file: &Upload) -> Self {
+        let (before, after) = file.framing();
+        UploadBody {
+            before: Some(Bytes::from(before)),
+            chunk: Bytes::from(file.chunk()),
+            left: file.size,
+            after: Some(Bytes::from(after)),
+        }
     }
-    stream.write_all(after.as_bytes()).await?;
-    stream.flush().await
+
+    /// Bytes not yielded yet (all of them before the first frame: the `Content-Length`).
+    pub fn left(&self) -> u64 {
+        let framing = |b: &Option<Bytes>| b.as_ref().map_or(0, |b| b.len() as u64);
+        framing(&self.before) + self.left + framing(&self.after)
+    }
+}
+
+impl Body for UploadBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let next = if let Some(before) = this.before.take() {
+            Some(before)
+        } else if this.left > 0 {
+            let n = usize::try_from(this.left)
+                .unwrap_or(usize::MAX)
+                .min(this.chunk.len());
+            this.left -= n as u64;
+            Some(this.chunk.slice(..n))
+        } else {
+            this.after.take()
+        };
+        Poll::Ready(next.map(|data| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left() == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left())
+    }
 }
 
 /// Start a file operation of connection `index` (of `user`) on `room`, in its own task
@@ -354,5 +355,22 @@ mod tests {
         let (before, after) = f.framing();
         assert!(before.contains("filename=\"load-42-7.bin\""));
         assert!(after.ends_with(&format!("--{BOUNDARY}--\r\n")));
+    }
+
+    #[tokio::test]
+    async fn an_upload_body_is_the_framing_around_the_content() {
+        use http_body_util::BodyExt;
+        let f = Upload::generated(42, 7, 40);
+        let body = UploadBody::new(&f);
+        let length = body.left();
+        let (before, after) = f.framing();
+        assert_eq!(length, (before.len() + after.len()) as u64 + f.size);
+        assert_eq!(body.size_hint().exact(), Some(length));
+        let all = body.collect().await.expect("infallible").to_bytes();
+        assert_eq!(all.len() as u64, length);
+        assert!(all.starts_with(before.as_bytes()) && all.ends_with(after.as_bytes()));
+        let content = &all[before.len()..all.len() - after.len()];
+        assert_eq!(content.len() as u64, f.size);
+        assert!(content.starts_with(&f.line));
     }
 }

@@ -6,16 +6,21 @@
 //!   connected virtual users, once-a-second collection, progress, Ctrl-C).
 //! - [`target`]: provisioning the embedded target (a SQLite database) or attaching to
 //!   running addresses; [`processes`] starts the embedded server processes (a single box,
-//!   or a chat server with front ends sharing one port).
-//! - [`vu`]: one virtual user endpoint (its WebSocket, schedule, replies and pushes);
-//!   `connect` opens its connection (handshake, sign-in, batch join).
+//!   or a chat server with front ends sharing one port); [`target_error`] says why either
+//!   failed.
+//! - [`vu`]: one virtual user endpoint (its schedule, replies and pushes); `connect`
+//!   opens its connection (handshake, sign-in, batch join) and owns the socket type.
 //! - [`track`]: per-connection sequence tracking (lost / duplicated / out of order).
-//! - [`files`]: a virtual user's file uploads and downloads (HTTP, beside its socket).
+//! - [`files`]: a virtual user's file uploads and downloads (HTTP, beside its socket);
+//!   [`http`] is one exchange over hyper's client (also
+//!   for `/metrics` scrapes), [`file_error`] says why one failed.
 //! - [`net`]: connections from many loopback source addresses; the descriptor limit.
 //! - [`reconcile`]: after the run, every acknowledged post is in history exactly once.
 //! - [`watch`]: the server side watched during the load: resource probes, the database
 //!   size ([`db_size`]), the `/metrics` scraper ([`scrape`], `server_metrics.csv`).
-//! - [`execute`]: one run end to end: target, drive, reconcile, results folder.
+//! - [`execute`]: one run end to end: target, drive, reconcile, results folder;
+//!   [`options`] says how a run is asked for and why it could not be done; [`spawn`]
+//!   drives local shard processes for it.
 //! - [`shard`]: splitting the load over generator processes, and merging their results.
 //! - [`sweep`]: one scenario run once per hardware profile, side by side.
 
@@ -23,9 +28,11 @@ pub mod cmd;
 mod connect;
 pub mod db_size;
 pub mod execute;
+pub mod file_error;
 pub mod files;
-pub mod http_reply;
+pub mod http;
 pub mod net;
+pub mod options;
 pub mod processes;
 pub mod reconcile;
 pub mod scrape;
@@ -33,6 +40,7 @@ pub mod shard;
 pub mod spawn;
 pub mod sweep;
 pub mod target;
+pub mod target_error;
 pub mod track;
 pub mod vu;
 pub mod watch;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::target::TargetError;
+use super::target_error::TargetError;
 use crate::profile::Confinement;
 
 /// One started process.

@@ -10,12 +10,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::join_all;
-use tokio::io::AsyncWriteExt;
+use http_body_util::Empty;
+use hyper::{header, Request};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::http_reply::read_response;
+use super::file_error::malformed;
+use super::http::exchange;
 use crate::metrics::prom_text::{self, Exposition, ParseError};
 use crate::metrics::server_metrics::{self, Row};
 
@@ -48,7 +51,7 @@ pub enum ScrapeError {
     Io(#[from] std::io::Error),
     /// The answer is not HTTP this reader understands.
     #[error("{0}")]
-    Http(#[from] super::files::FileOpError),
+    Http(#[from] super::file_error::FileOpError),
     /// The answer was not 200.
     #[error("HTTP {0}")]
     Status(u16),
@@ -71,10 +74,13 @@ pub struct ScrapeCounts {
 /// `GET /metrics` of the process at `addr` (HTTP/1.1, `Connection: close`), parsed.
 pub async fn fetch(addr: SocketAddr) -> Result<Exposition, ScrapeError> {
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let head = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(head.as_bytes()).await?;
-        let reply = read_response(&mut stream, MAX_BODY).await?;
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = Request::get("/metrics")
+            .header(header::HOST, addr.to_string())
+            .header(header::CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| malformed(format!("request: {e}")))?;
+        let reply = exchange(stream, request, MAX_BODY).await?;
         if reply.status != 200 {
             return Err(ScrapeError::Status(reply.status));
         }
@@ -185,7 +191,7 @@ async fn round(endpoints: &[Endpoint], start: Instant, counts: &mut ScrapeCounts
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     /// A one-shot HTTP server answering every connection with `reply`.

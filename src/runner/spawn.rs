@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::execute::{RunError, RunOptions};
+use super::options::{RunError, RunOptions};
 use super::shard::{self, merge, merged_collector, POPULATION};
 use super::target::Target;
 use super::watch::ServerWatch;

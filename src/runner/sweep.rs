@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use super::execute::{self, RunError, RunOptions};
+use super::execute;
+use super::options::{RunError, RunOptions};
 use crate::profile::record::{size, Method};
 use crate::profile::Profile;
 use crate::report::model::Summary;

@@ -20,19 +20,15 @@ use chatcap_server::protocol::{Op, PresenceState, Push};
 use futures_util::StreamExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{send, setup};
+use super::connect::{send, setup, Ws};
 use super::track::Tracker;
 use super::{Shared, SimUser};
-use crate::metrics::Metric;
+use crate::metrics::{micros, Metric};
 use crate::scenario::plan::{OpKind, Workload};
-
-pub(super) type Ws = WebSocketStream<TcpStream>;
 
 /// Words posts are made of (and searches look for).
 pub const WORDS: [&str; 16] = [
@@ -134,7 +130,7 @@ pub async fn run(
         // long-lived future (one per simulated endpoint) by its size for the whole run.
         let mut conn = match Box::pin(setup(&shared, index, &user, reconnect_started.take())).await
         {
-            Ok(c) => c,
+            Ok((ws, tracker)) => Conn::new(ws, tracker),
             Err(kind) => {
                 shared.recorders.slot(index).error(Metric::Connect, kind);
                 failures += 1;
@@ -198,10 +194,6 @@ fn metric_of(w: Wait) -> Metric {
         Wait::Post => Metric::PostAck,
         Wait::RejoinPart(_) | Wait::RejoinJoin(_) => Metric::Rejoin,
     }
-}
-
-pub(super) fn micros(d: Duration) -> u64 {
-    d.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
 /// Draw the delay to the next operation.

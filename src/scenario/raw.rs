@@ -4,18 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::error::{Problem, ScenarioError};
-use super::plan::RunPlan;
-use super::span::Source;
-
 /// A scenario file as written. [`Scenario::load`] reads one and validates it into a
-/// [`RunPlan`].
+/// run plan.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -405,38 +401,5 @@ impl Visitor<'_> for LevelVisitor {
 impl<'de> Deserialize<'de> for Level {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(LevelVisitor)
-    }
-}
-
-impl Scenario {
-    /// Reads and validates a scenario file. Relative paths in it (tokens, topology) are
-    /// taken relative to the file's folder.
-    pub fn load(path: impl AsRef<Path>) -> Result<RunPlan, ScenarioError> {
-        let path = path.as_ref();
-        let text = crate::scenario::span::read("scenario", path)?;
-        Self::parse(&text, path)
-    }
-
-    /// Validates scenario `text`, as if read from `file` (used in messages and to resolve
-    /// relative paths).
-    pub fn parse(text: &str, file: &Path) -> Result<RunPlan, ScenarioError> {
-        let src = Source::new(file, text);
-        let raw: Scenario = toml::from_str(text).map_err(|e| {
-            let problem = src.syntax_problem(&e);
-            ScenarioError::Syntax(Problem {
-                message: friendlier(&problem.message),
-                ..problem
-            })
-        })?;
-        super::validate::validate(&raw, &src)
-    }
-}
-
-/// Rewords the toml messages that do not speak the scenario format.
-fn friendlier(message: &str) -> String {
-    if message.starts_with("wanted exactly 1 element") {
-        "each load entry has exactly one shape: ramp, hold, step, spike or soak".to_string()
-    } else {
-        message.to_string()
     }
 }

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use super::ctx::Ctx;
 use super::plan::Phase;
 use super::raw::{DurationValue, RateValue, RawShape};
 use super::span::FieldPath;
-use super::validate::Ctx;
 
 fn phase(name: impl Into<String>, from: u32, to: u32, duration: Duration) -> Phase {
     Phase {

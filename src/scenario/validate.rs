@@ -6,38 +6,18 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::error::{Problem, ScenarioError};
+use super::ctx::Ctx;
+use super::error::ScenarioError;
 use super::lync;
 use super::plan::{OpKind, OpRate, Population, RoomClass, RunPlan, SloWindow, Target, Workload};
 use super::raw::{ModelName, RawPopulation, RawTarget, Scenario, TargetKind, WorkloadModel};
 use super::span::{FieldPath, Source};
 use super::{shape, slo};
 
-/// Collects problems, each located through the document's span tree.
-pub(crate) struct Ctx<'a> {
-    src: &'a Source<'a>,
-    problems: Vec<Problem>,
-}
-
-impl Ctx<'_> {
-    /// Problems recorded so far.
-    pub(crate) fn problem_count(&self) -> usize {
-        self.problems.len()
-    }
-
-    /// Records a problem with the field at `path`.
-    pub(crate) fn err(&mut self, path: &FieldPath, message: impl Into<String>) {
-        self.problems.push(self.src.problem(path, message));
-    }
-}
-
 /// Checks `raw` (read from `src`) and builds the run plan.
 pub(crate) fn validate(raw: &Scenario, src: &Source) -> Result<RunPlan, ScenarioError> {
     let file = src.file();
-    let mut cx = Ctx {
-        src,
-        problems: Vec::new(),
-    };
+    let mut cx = Ctx::new(src);
     let root = FieldPath::root();
 
     if raw.name.trim().is_empty() {
@@ -121,9 +101,7 @@ pub(crate) fn validate(raw: &Scenario, src: &Source) -> Result<RunPlan, Scenario
         }
     }
 
-    if !cx.problems.is_empty() {
-        return Err(ScenarioError::Invalid(cx.problems));
-    }
+    cx.finish()?;
     Ok(RunPlan {
         name: raw.name.trim().to_string(),
         description: raw.description.trim().to_string(),

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::probe;
 use super::Processes;
-use crate::bench::posts::ReplyHead;
+use crate::bench::reply_head::ReplyHead;
 use crate::bench::target::{cpu_time, BenchUser};
 use crate::client::Client;
 

@@ -22,7 +22,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::probe::{self, Rss};
 use super::Processes;
-use crate::bench::posts::ReplyHead;
+use crate::bench::reply_head::ReplyHead;
 use crate::bench::target::BenchUser;
 use crate::runner::net;
 

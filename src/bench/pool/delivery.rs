@@ -26,7 +26,7 @@ use super::control;
 use super::figures::{DeliveryFigures, DeliveryLatency, PathFigures};
 use super::placement::{pair_slots, pick_users, PairSlot};
 use super::throughput::first_actives;
-use crate::bench::posts::ReplyHead;
+use crate::bench::reply_head::ReplyHead;
 use crate::bench::target::BenchUser;
 use crate::client::Client;
 use crate::pool::launch::Launched;
