@@ -162,7 +162,7 @@ pub async fn run(args: CapacityArgs) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
-        crate::cli::wait_for_stop_signal().await;
+        crate::stop_signal::wait_for_stop_signal().await;
         eprintln!("stopping: ending the current step and writing what was found…");
         on_signal.cancel();
     });
