@@ -5,24 +5,7 @@
 use std::fmt::Write as _;
 
 use super::check::Check;
-
-/// Text made safe for XML attributes and content.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::report::html::escape;
 
 /// The document for the checks of run `run` (its folder) at `timestamp` (RFC 3339).
 pub fn xml(suite: &str, run: &str, timestamp: &str, checks: &[Check]) -> String {

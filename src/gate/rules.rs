@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use crate::report::model::Summary;
 use crate::scenario::plan::Slo;
-use crate::scenario::slo::{check_name, is_latency, parse as parse_slo};
+use crate::scenario::slo::{check_name, is_latency, number_and_unit, parse as parse_slo};
 
 /// Which way a figure may move, and by how much.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,15 +86,7 @@ pub fn parse_tolerance(metric: &str, value: &str) -> Result<Tolerance, String> {
             ))
         }
     };
-    let split = rest
-        .find(|c: char| c.is_alphabetic() || c == '%')
-        .unwrap_or(rest.len());
-    let (num, unit) = (rest[..split].trim(), rest[split..].trim());
-    let n: f64 = num
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
-        .ok_or_else(|| format!("`{value}`: `{num}` is not a number ≥ 0"))?;
+    let (n, unit) = number_and_unit(value, rest)?;
     let amount = match unit {
         "%" => Amount::Relative(n / 100.0),
         "" => Amount::Absolute(n),

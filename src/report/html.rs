@@ -7,7 +7,7 @@ use super::model::Summary;
 use super::plot::{self, Chart};
 use super::render::{mib, ms, slo_value};
 
-/// Text made safe for HTML.
+/// Text made safe for HTML and XML (control characters XML cannot carry become `?`).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -17,6 +17,8 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            // Characters XML 1.0 cannot carry at all (nor HTML show).
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('?'),
             c => out.push(c),
         }
     }

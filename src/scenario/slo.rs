@@ -31,6 +31,21 @@ pub fn check_name(metric: &str) -> Result<(), String> {
     }
 }
 
+/// The number ≥ 0 at the start of `rest` and the unit after it (`""`, `%`, `ms`…), as in
+/// `50ms` or `2.5 %`; errors quote the whole `value`.
+pub fn number_and_unit<'a>(value: &str, rest: &'a str) -> Result<(f64, &'a str), String> {
+    let split = rest
+        .find(|c: char| c.is_alphabetic() || c == '%')
+        .unwrap_or(rest.len());
+    let (num, unit) = (rest[..split].trim(), rest[split..].trim());
+    let n = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| format!("`{value}`: `{num}` is not a number ≥ 0"))?;
+    Ok((n, unit))
+}
+
 /// Parses one `[slo]` entry.
 pub fn parse(metric: &str, value: &str) -> Result<Slo, String> {
     check_name(metric)?;
@@ -47,16 +62,7 @@ pub fn parse(metric: &str, value: &str) -> Result<Slo, String> {
     .ok_or_else(|| {
         format!("`{value}`: start with a comparison (<, <=, >, >=, ==), e.g. \"< 50ms\"")
     })?;
-    let split = rest
-        .find(|c: char| c.is_alphabetic() || c == '%')
-        .unwrap_or(rest.len());
-    let (num, unit) = (rest[..split].trim(), rest[split..].trim());
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{value}`: `{num}` is not a number"))?;
-    if !n.is_finite() || n < 0.0 {
-        return Err(format!("`{value}`: the threshold must be a number ≥ 0"));
-    }
+    let (n, unit) = number_and_unit(value, rest)?;
     let latency = is_latency(metric);
     let threshold = match unit {
         "us" | "µs" if latency => n,

@@ -9,23 +9,12 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::hlog::python_with;
-use super::{baseline, chatcap, u, Ran};
+use super::{chatcap, u, Ran};
 
 /// A copy of the baseline's results in `dir/name`, its summary changed by `edit`.
 fn copy_with(dir: &Path, name: &str, edit: impl FnOnce(&mut Value)) {
-    let b = baseline();
-    assert_eq!(b.ran.code(), Some(0), "{}", b.ran);
     let into = dir.join(name);
-    std::fs::create_dir_all(&into).expect("mkdir");
-    for f in [
-        "summary.json",
-        "timeline.csv",
-        "resources.csv",
-        "histograms.hlog",
-        "server_metrics.csv",
-    ] {
-        std::fs::copy(b.out.join(f), into.join(f)).unwrap_or_else(|e| panic!("copy {f}: {e}"));
-    }
+    super::report::copy_results(&into);
     let path = into.join("summary.json");
     let mut s: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{baseline, chatcap, summary, u};
 
 /// A copy of the baseline's results files in `into`.
-fn copy_results(into: &Path) {
+pub(super) fn copy_results(into: &Path) {
     let b = baseline();
     assert_eq!(b.ran.code(), Some(0), "{}", b.ran);
     std::fs::create_dir_all(into).expect("mkdir");
