@@ -147,7 +147,9 @@ fn resource(step: &Step) -> Option<(&'static str, String)> {
             }
         }
     }
-    for (name, p) in &step.processes {
+    // The generator's own descriptors are no bound: it splits itself into shards before
+    // one process reaches its limit, and connections it could not open show below.
+    for (name, p) in step.servers() {
         if step.fd_limit > 0 && p.fds as f64 >= NEAR * step.fd_limit as f64 {
             return Some((
                 "open_files",
@@ -277,6 +279,22 @@ mod tests {
             "{}",
             b.detail
         );
+    }
+
+    #[test]
+    fn open_files_bind_a_server_not_the_generator() {
+        let mut s = step(12_000, 80, &[("post_ack.p99 < 50ms", 80_000.0)]);
+        let figures = |fds| ProcessFigures {
+            cpu_cores: 0.3,
+            rss_bytes: 1 << 20,
+            fds,
+        };
+        s.processes.insert("generator".into(), figures(18_015));
+        assert_eq!(bound(Some(&s)).kind, "latency");
+        s.processes.insert("frontend-1".into(), figures(19_500));
+        let b = bound(Some(&s));
+        assert_eq!(b.kind, "open_files", "{b:?}");
+        assert!(b.detail.contains("frontend-1 held 19500"), "{}", b.detail);
     }
 
     #[test]

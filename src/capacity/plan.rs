@@ -41,7 +41,8 @@ pub struct Machines {
     pub count: u64,
     /// Users each one carries at the plan.
     pub users_each: f64,
-    /// What limits one: `cpu`, `open files`, `topology (20,000 per server)`.
+    /// What limits one: `measured capacity (<what bound the search>)`, `cpu`, `open files`,
+    /// `topology (20,000 users per server)`.
     pub limited_by: String,
     /// Memory each needs with headroom, bytes (`None`: not measured).
     pub memory_bytes: Option<f64>,
@@ -88,6 +89,7 @@ pub fn plan(c: &CapacityFile, t: &Target) -> Plan {
     let keep = 1.0 - t.headroom;
     let cpus = t.cpus.unwrap_or(m.cpus);
     let measured = (cpus - m.cpus).abs() < 1e-9;
+    // Users per server by the model: its users per core times the planned CPUs.
     let users_per_server = m.users_per_core * cpus;
     let mut notes = vec![format!(
         "headroom {:.0}%: every machine is planned to run at most {:.0}% of what was measured",
@@ -99,13 +101,22 @@ pub fn plan(c: &CapacityFile, t: &Target) -> Plan {
             "predicted: measured {:.0} users on {} CPU(s) ({:.0} users per core); assumed to scale linearly with cores to {cpus} CPU(s)",
             m.supported_users, m.cpus, m.users_per_core
         ));
+        if c.bound.kind != "cpu" {
+            notes.push(format!(
+                "caution: the measured capacity was bound by {} ({}), not by the servers' CPU, so more cores may not carry more users: measure on {cpus} CPU(s) before buying",
+                c.bound.kind, c.bound.detail
+            ));
+        }
     }
     let users = t.users as f64;
     let by_cpu = users_per_server * keep;
     let (per_server, server_limit) = if by_cpu > USERS_PER_SERVER {
-        (USERS_PER_SERVER, "topology (20,000 users per server)")
+        (
+            USERS_PER_SERVER,
+            "topology (20,000 users per server)".to_string(),
+        )
     } else {
-        (by_cpu, "cpu")
+        (by_cpu, format!("measured capacity ({})", c.bound.kind))
     };
     let servers = ceil(users / per_server);
     let pools = ceil(servers as f64 / SERVERS_PER_POOL as f64).max(ceil(users / USERS_PER_POOL));
@@ -116,7 +127,7 @@ pub fn plan(c: &CapacityFile, t: &Target) -> Plan {
     }
     if by_cpu > USERS_PER_SERVER {
         notes.push(format!(
-            "a server could carry {by_cpu:.0} users by CPU, but the topology rates a chat server for 20,000"
+            "by the model a server could carry {by_cpu:.0} users, but the topology rates a chat server for 20,000"
         ));
     }
     let memory = |role: &str, users_each: f64| {
@@ -130,7 +141,7 @@ pub fn plan(c: &CapacityFile, t: &Target) -> Plan {
         role: "chat server".into(),
         count: servers,
         users_each: each,
-        limited_by: server_limit.into(),
+        limited_by: server_limit,
         memory_bytes: memory("server", each),
     }];
     // Front ends: by the frontend role's CPU when it was measured apart, and by the

@@ -210,6 +210,11 @@ fn plan_sizes_pools_from_a_capacity_model() {
     let md = std::fs::read_to_string(d.join("p2.md")).expect("markdown");
     assert!(md.contains("| chat server | 3 |"), "{md}");
     assert!(md.contains("assumed to scale linearly with cores"), "{md}");
+    // The fixture's capacity was bound by latency, not CPU: the prediction says so.
+    assert!(
+        md.contains("caution: the measured capacity was bound by latency"),
+        "{md}"
+    );
 }
 
 #[test]
