@@ -2,7 +2,8 @@
 //! front ends, load-generator machines, memory per machine and database disk per month,
 //! with headroom, and the original topology's limits (4 active chat servers per pool,
 //! 20,000 users per server, 80,000 per pool). A model measured on another CPU count is
-//! scaled by users per core. Pure computation and rendering; the command is `plan_cmd`.
+//! scaled by users per core when the servers' CPU bound it, and not scaled otherwise
+//! (docs/CAPACITY.md says why). Pure computation and rendering; the command is `plan_cmd`.
 
 use serde::{Deserialize, Serialize};
 
@@ -89,24 +90,35 @@ pub fn plan(c: &CapacityFile, t: &Target) -> Plan {
     let keep = 1.0 - t.headroom;
     let cpus = t.cpus.unwrap_or(m.cpus);
     let measured = (cpus - m.cpus).abs() < 1e-9;
-    // Users per server by the model: its users per core times the planned CPUs.
-    let users_per_server = m.users_per_core * cpus;
+    // Users per server on the planned CPUs: scaled by users per core only when the
+    // server's CPU is what bound the measured capacity; any other bound (a latency, the
+    // open files…) is not assumed to move with the servers' cores.
+    let cpu_bound = c.bound.kind == "cpu";
+    let users_per_server = if measured || cpu_bound {
+        m.users_per_core * cpus
+    } else {
+        m.supported_users
+    };
     let mut notes = vec![format!(
         "headroom {:.0}%: every machine is planned to run at most {:.0}% of what was measured",
         100.0 * t.headroom,
         100.0 * keep
     )];
-    if !measured {
+    if !measured && cpu_bound {
         notes.push(format!(
-            "predicted: measured {:.0} users on {} CPU(s) ({:.0} users per core); assumed to scale linearly with cores to {cpus} CPU(s)",
+            "predicted: measured {:.0} users on {} CPU(s), bound by the servers' CPU ({:.0} users per core); assumed to scale linearly with cores to {cpus} CPU(s)",
             m.supported_users, m.cpus, m.users_per_core
         ));
-        if c.bound.kind != "cpu" {
-            notes.push(format!(
-                "caution: the measured capacity was bound by {} ({}), not by the servers' CPU, so more cores may not carry more users: measure on {cpus} CPU(s) before buying",
-                c.bound.kind, c.bound.detail
-            ));
-        }
+    } else if !measured {
+        notes.push(format!(
+            "predicted: measured {:.0} users on {} CPU(s), bound by {} ({}), not by the servers' CPU: assumed not to grow with cores, so {:.0} users per server on {cpus} CPU(s) too (linear scaling would say {:.0}); measure on {cpus} CPU(s) before buying",
+            m.supported_users,
+            m.cpus,
+            c.bound.kind,
+            c.bound.detail,
+            m.supported_users,
+            m.users_per_core * cpus
+        ));
     }
     let users = t.users as f64;
     let by_cpu = users_per_server * keep;

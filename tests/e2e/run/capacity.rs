@@ -191,30 +191,29 @@ fn plan_sizes_pools_from_a_capacity_model() {
     assert_eq!(ran.code(), Some(0), "{ran}");
     assert!(ran.stdout.contains("headroom 30%"), "{ran}");
     assert!(ran.stdout.contains("29 chat servers"), "{ran}");
-    // Two CPUs from the 1-CPU model: predicted by users per core, said.
-    let ran = plan(
-        d,
-        &[
-            "--users",
-            "20000",
-            "--profile",
-            TWO_CPUS,
-            "--headroom",
-            "0",
-            "--out",
-            "p2.md",
-        ],
-        "p2",
-    );
+    // Two CPUs from the 1-CPU model, whose capacity latency bound (not CPU): not scaled
+    // by cores, said.
+    let two_cpus = ["--users", "20000", "--profile", TWO_CPUS, "--headroom", "0"];
+    let ran = plan(d, &[&two_cpus[..], &["--out", "p2.md"]].concat(), "p2");
     assert_eq!(ran.code(), Some(0), "{ran}");
     let md = std::fs::read_to_string(d.join("p2.md")).expect("markdown");
+    assert!(md.contains("| chat server | 5 |"), "{md}");
+    assert!(md.contains("assumed not to grow with cores"), "{md}");
+    assert!(md.contains("linear scaling would say 8000"), "{md}");
+    // The same model had the servers' CPU bound it: scaled by users per core.
+    let mut cpu_bound = read_json(Path::new(FIXTURE));
+    cpu_bound["bound"]["kind"] = "cpu".into();
+    std::fs::write(d.join("cpu-bound.json"), cpu_bound.to_string()).expect("write");
+    let args = [
+        &["plan", "--from", "cpu-bound.json"][..],
+        &two_cpus,
+        &["--out", "p3.md"],
+    ];
+    let ran = chatcap(args.concat(), d, &d.join("p3"));
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    let md = std::fs::read_to_string(d.join("p3.md")).expect("markdown");
     assert!(md.contains("| chat server | 3 |"), "{md}");
     assert!(md.contains("assumed to scale linearly with cores"), "{md}");
-    // The fixture's capacity was bound by latency, not CPU: the prediction says so.
-    assert!(
-        md.contains("caution: the measured capacity was bound by latency"),
-        "{md}"
-    );
 }
 
 #[test]
