@@ -140,15 +140,19 @@ impl Step {
                 rows.iter().map(|t| f(t) as f64).sum::<f64>() / rows.len() as f64
             }
         };
-        let db_total = |t: f64| -> f64 {
-            r.resources
-                .iter()
-                .filter(|x| x.t_s == t)
-                .map(|x| x.db_bytes as f64)
-                .sum()
-        };
-        let first_t = r.resources.first().map_or(0.0, |x| x.t_s);
-        let last_t = r.resources.last().map_or(0.0, |x| x.t_s);
+        // Database growth: each process's last size less its first (the last samples of
+        // the processes are not taken at the same instant), summed.
+        let mut db_sizes: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for x in &r.resources {
+            db_sizes
+                .entry(x.process.as_str())
+                .and_modify(|e| e.1 = x.db_bytes)
+                .or_insert((x.db_bytes, x.db_bytes));
+        }
+        let db_growth: u64 = db_sizes
+            .values()
+            .map(|(first, last)| last.saturating_sub(*first))
+            .sum();
         let mut p99_us = BTreeMap::new();
         for op in s.operations.keys() {
             if let Some(v) = s.metric(&format!("{op}.p99")) {
@@ -180,7 +184,7 @@ impl Step {
             processes,
             deliveries_per_s: per_s(|t| t.deliveries),
             posts_per_s: per_s(|t| t.posts),
-            db_growth_bytes: (db_total(last_t) - db_total(first_t)).max(0.0) as u64,
+            db_growth_bytes: db_growth,
             posts: s.operations.get("post_ack").map_or(0, |o| o.count),
             cpu_capacity: s.profile.as_ref().and_then(|p| p.cpu_capacity()),
             cores: s.machine.cores,

@@ -85,6 +85,9 @@ fn a_stepped_search_finds_the_supported_users_and_names_the_bound() {
     assert_eq!(verdicts, ["pass", "pass", "fail"]);
     assert!(c["model"]["users_per_core"].as_f64().expect("users/core") > 0.0);
     assert!(c["model"]["memory_per_user"]["server"]["slope"].is_number());
+    // The steps' SQLite databases grew with their posts.
+    let per_message = c["model"]["db_bytes_per_message"].as_f64();
+    assert!(per_message.is_some_and(|b| b > 0.0), "{}", c["model"]);
     for f in ["capacity.md", "capacity.html", "step-002-40/summary.json"] {
         assert!(d.join("cap").join(f).is_file(), "{f}");
     }
