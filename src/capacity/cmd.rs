@@ -349,7 +349,11 @@ fn model_from(dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<()> {
     for d in dirs {
         let r = Results::open(d).map_err(|e| UsageError(e.to_string()))?;
         if scenario.is_none() {
-            scenario = Some(r.summary.scenario.clone());
+            // A search's step is named after its users (`scale::scaled`): the model is
+            // of the scenario, not of that step.
+            let name = &r.summary.scenario;
+            let step = format!("-{}u", r.summary.users.population);
+            scenario = Some(name.strip_suffix(&step).unwrap_or(name).to_string());
         }
         steps.push(Step::measure(&r));
     }

@@ -116,6 +116,8 @@ fn a_stepped_search_finds_the_supported_users_and_names_the_bound() {
     valid(&m, "model");
     assert_eq!(m["supported"]["median"].as_f64(), Some(40.0));
     assert_eq!(m["bound"]["slo"], "users.peak < 50");
+    // Named after the scenario, not after its first step (`e2e-run-20u`).
+    assert_eq!(m["scenario"], "e2e-run", "{}", m["scenario"]);
 }
 
 #[test]
