@@ -120,7 +120,18 @@ impl Hub {
         // older copy never overwrites a newer one.
         let _one_at_a_time = self.refreshing.lock().await;
         let found = self.store.room_by_id(id).await?;
+        // A room made through another server may be in a category made there too, whose
+        // change has not arrived yet: without it the room would read as not found.
+        let category = match &found {
+            Some((room, _)) if !self.dir().categories.contains_key(&room.category) => {
+                self.store.category_by_id(room.category).await?
+            }
+            _ => None,
+        };
         let mut dir = self.dir_mut();
+        if let Some(c) = category {
+            dir.categories.entry(c.id).or_insert(c);
+        }
         dir.remove_room(id);
         let Some((room, roles)) = found else {
             return Ok(None);
