@@ -201,7 +201,7 @@ fn the_projects_own_gate_fails_a_server_twice_as_slow() {
     assert_eq!(ran.code(), Some(1), "{ran}");
     assert!(
         ran.stdout
-            .contains("server.cpu_us_per_request < 900 (threshold): measured"),
+            .contains("server.cpu_us_per_request < 1800 (threshold): measured"),
         "{ran}"
     );
 }
