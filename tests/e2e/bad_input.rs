@@ -32,7 +32,7 @@ async fn malformed_unknown_and_incomplete_requests_get_errors_and_the_session_su
         let mut c = Cast::new(backend).await;
         let r = c.room("r", Privacy::Open, &[]).await;
         join(&mut c.a, r).await;
-        let cases: [(&str, Option<u64>, ErrorCode); 9] = [
+        let cases: [(&str, Option<u64>, ErrorCode); 12] = [
             ("{not json", None, BadRequest),
             ("[1,2,3]", None, BadRequest),
             ("", None, BadRequest),
@@ -50,6 +50,11 @@ async fn malformed_unknown_and_incomplete_requests_get_errors_and_the_session_su
                 UnknownType,
             ),
             (r#"{"id":8}"#, Some(8), BadRequest),
+            // A `type` must be a string: an integer does not pick an operation by its
+            // position (3 would be `bjoin`), and the readable id comes back.
+            (r#"{"id":62,"type":3}"#, Some(62), BadRequest),
+            (r#"{"id":63,"type":null}"#, Some(63), BadRequest),
+            (r#"{"id":64,"type":["ping"]}"#, Some(64), BadRequest),
         ];
         for (text, id, code) in cases {
             assert_eq!(raw_error(&mut c.a, text).await, (id, code), "for {text:?}");
@@ -79,6 +84,14 @@ async fn sign_in_comes_first_and_only_once() {
             (Some(77), ErrorCode::UnknownType),
             "before sign-in an unknown type is named as such, as after"
         );
+        // Nor does `"type":0` sign in.
+        let token = c.srv.token(c.bob);
+        let by_position = format!(r#"{{"id":78,"type":0,"token":"{token}"}}"#);
+        assert_eq!(
+            raw_error(&mut anon, &by_position).await,
+            (Some(78), ErrorCode::BadRequest)
+        );
+        assert_eq!(refused(&mut anon, Op::Ping).await, ErrorCode::NotSignedIn);
         anon.send_binary(vec![1, 2, 3]).await.expect("send");
         assert!(matches!(
             anon.recv().await.expect("reply"),

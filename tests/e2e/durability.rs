@@ -70,7 +70,7 @@ async fn read_acks(c: &mut Client, who: &str, acked: &mut HashMap<String, i64>, 
 async fn kill_and_recover(backend: Backend) {
     let data = Data::new(backend).await;
     let (admin, admin_token) = data.user_add("admin@durable", true);
-    let (_, bob_token) = data.user_add("bob@durable", false);
+    let (bob, bob_token) = data.user_add("bob@durable", false);
 
     let server = data.serve("serve-1", &LISTEN).await;
     let mut a = signed_in(&server.ws_url(), &admin_token).await;
@@ -93,6 +93,12 @@ async fn kill_and_recover(backend: Backend) {
 
     let server = data.serve("serve-2", &LISTEN).await;
     let mut a = signed_in(&server.ws_url(), &admin_token).await;
+    // `user add` on an existing name creates nothing and issues a token again; the one
+    // issued before still signs in (docs/PROTOCOL.md, "Tokens").
+    let (again, bob_token_2) = data.user_add("bob@durable", false);
+    assert_eq!(again, bob);
+    signed_in(&server.ws_url(), &bob_token_2).await;
+    signed_in(&server.ws_url(), &bob_token).await;
     let hist = full_history(&mut a, r).await;
     let seqs: Vec<i64> = hist.iter().map(|m| m.seq).collect();
     let want: Vec<i64> = (1..=hist.len() as i64).collect();

@@ -554,10 +554,9 @@ impl Hub {
         if self.hold_if_resuming(key, &json) {
             return;
         }
-        let req: Request = match serde_json::from_slice(&json) {
+        let req: Request = match crate::protocol::client::decode(&json) {
             Ok(r) => r,
-            Err(e) => {
-                let (id, err) = crate::protocol::client::parse_error(&json, &e);
+            Err((id, err)) => {
                 return self.send_error(key, id, &err);
             }
         };

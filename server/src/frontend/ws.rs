@@ -87,9 +87,7 @@ fn close_code(reason: &str) -> u16 {
 }
 
 fn request_id(text: &str) -> Option<u64> {
-    serde_json::from_str::<RequestHead>(text)
-        .ok()
-        .and_then(|h| h.id)
+    RequestHead::read(text.as_bytes()).and_then(|h| h.id())
 }
 
 /// Wait for a valid `sign_in`; returns (user, the request's JSON) or None when the
@@ -119,10 +117,9 @@ async fn sign_in(fe: &FrontEnd, ws: &mut WebSocket) -> Option<(i64, Bytes)> {
             }
             _ => continue,
         };
-        let req: Request = match serde_json::from_str(text.as_str()) {
+        let req: Request = match crate::protocol::client::decode(text.as_bytes()) {
             Ok(r) => r,
-            Err(e) => {
-                let (id, err) = crate::protocol::client::parse_error(text.as_bytes(), &e);
+            Err((id, err)) => {
                 send_text(ws, error_json(id, &err)).await;
                 continue;
             }

@@ -436,14 +436,68 @@ impl Op {
 }
 
 /// The part of a request that can be read even when the rest is malformed, so that the
-/// error reply can carry the request id.
+/// error reply can carry the request id and say what is wrong with the `type`.
 #[derive(Debug, Deserialize)]
 pub struct RequestHead {
-    /// The request id, if present and a number.
-    pub id: Option<u64>,
-    /// The `type` field, if present.
+    id: Option<serde_json::Value>,
     #[serde(rename = "type")]
-    pub kind: Option<String>,
+    kind: Option<serde_json::Value>,
+}
+
+impl RequestHead {
+    /// The head of a JSON object; `None` when the text is not one.
+    pub fn read(json: &[u8]) -> Option<Self> {
+        serde_json::from_slice(json).ok()
+    }
+
+    /// The request id, when it is an integer that fits in 64 unsigned bits.
+    pub fn id(&self) -> Option<u64> {
+        self.id.as_ref().and_then(serde_json::Value::as_u64)
+    }
+
+    /// What is wrong with the `type`, if anything: missing or not a string
+    /// (`bad_request`), or a string the server does not know (`unknown_type`).
+    fn type_error(&self) -> Option<super::WireError> {
+        use super::{ErrorCode, WireError};
+        match &self.kind {
+            Some(serde_json::Value::String(kind)) if KNOWN_TYPES.contains(&kind.as_str()) => None,
+            Some(serde_json::Value::String(kind)) => Some(WireError::new(
+                ErrorCode::UnknownType,
+                format!("unknown request type {kind:?}"),
+            )),
+            None => Some(WireError::new(
+                ErrorCode::BadRequest,
+                "malformed request: missing field `type`",
+            )),
+            Some(other) => Some(WireError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "malformed request: `type` must be a string naming the operation, not {other}"
+                ),
+            )),
+        }
+    }
+}
+
+/// Decode one client request; front ends and chat servers decode through this one
+/// function. On failure, the error reply and the request id whenever the id can be read.
+///
+/// The head is read first because serde alone is too lax about the tag: it takes an
+/// integer `type` as the position of an operation (`"type":3` would be `bjoin`). Reading
+/// the head costs a second pass over a short text.
+pub fn decode(json: &[u8]) -> Result<Request, (Option<u64>, super::WireError)> {
+    let head = RequestHead::read(json);
+    let id = head.as_ref().and_then(RequestHead::id);
+    if let Some(e) = head.as_ref().and_then(RequestHead::type_error) {
+        return Err((id, e));
+    }
+    serde_json::from_slice(json).map_err(|e| {
+        let e = super::WireError::new(
+            super::ErrorCode::BadRequest,
+            format!("malformed request: {e}"),
+        );
+        (id, e)
+    })
 }
 
 /// Every `type` value the server understands.
@@ -505,23 +559,6 @@ pub fn has_nul(json: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(json).is_ok_and(|v| walk(&v))
 }
 
-/// The error reply for a request that does not parse, and the request id if one can be
-/// read: `unknown_type` when the `type` is not one the server knows, `bad_request`
-/// otherwise. Front ends and chat servers answer alike through this one function.
-pub fn parse_error(json: &[u8], e: &serde_json::Error) -> (Option<u64>, super::WireError) {
-    use super::ErrorCode;
-    let head = serde_json::from_slice::<RequestHead>(json).ok();
-    let id = head.as_ref().and_then(|h| h.id);
-    let err = match head.and_then(|h| h.kind) {
-        Some(kind) if !KNOWN_TYPES.contains(&kind.as_str()) => super::WireError::new(
-            ErrorCode::UnknownType,
-            format!("unknown request type {kind:?}"),
-        ),
-        _ => super::WireError::new(ErrorCode::BadRequest, format!("malformed request: {e}")),
-    };
-    (id, err)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,6 +581,67 @@ mod tests {
         let back: Request =
             serde_json::from_str(&serde_json::to_string(&req).expect("ser")).expect("de");
         assert_eq!(back, req);
+    }
+
+    #[test]
+    fn a_type_that_is_not_a_string_is_refused_and_the_id_echoed() {
+        use crate::protocol::ErrorCode;
+        let refused = |json: &str| match decode(json.as_bytes()) {
+            Ok(r) => panic!("{json} decoded as {r:?}"),
+            Err(e) => e,
+        };
+        // serde alone would take 3 as the fourth operation (`bjoin`) and 0 as `sign_in`.
+        for json in [
+            r#"{"id":62,"type":3}"#,
+            r#"{"id":62,"type":0,"token":"t"}"#,
+            r#"{"id":62,"type":null}"#,
+            r#"{"id":62,"type":["post"]}"#,
+            r#"{"id":62,"type":{"post":1}}"#,
+            r#"{"id":62,"type":true}"#,
+            r#"{"id":62}"#,
+        ] {
+            let (id, e) = refused(json);
+            assert_eq!((id, e.code), (Some(62), ErrorCode::BadRequest), "{json}");
+            assert!(e.message.contains("type"), "{json}: {}", e.message);
+        }
+        let (id, e) = refused(r#"{"id":9,"type":"fly"}"#);
+        assert_eq!((id, e.code), (Some(9), ErrorCode::UnknownType));
+        // A known type with bad fields, and ids that cannot be read.
+        let (id, e) = refused(r#"{"id":5,"type":"join","room":"x"}"#);
+        assert_eq!((id, e.code), (Some(5), ErrorCode::BadRequest));
+        for json in [
+            r#"{"id":-1,"type":"ping"}"#,
+            r#"{"id":"7","type":"ping"}"#,
+            "[1]",
+            "{",
+        ] {
+            let (id, e) = refused(json);
+            assert_eq!((id, e.code), (None, ErrorCode::BadRequest), "{json}");
+        }
+        assert_eq!(
+            decode(br#"{"id":1,"type":"ping"}"#).expect("ping"),
+            Request {
+                id: 1,
+                op: Op::Ping
+            }
+        );
+    }
+
+    #[test]
+    fn optional_fields_take_null_and_fields_with_only_a_default_do_not() {
+        // docs/PROTOCOL.md, "Absent and null".
+        let history = br#"{"id":1,"type":"history","room":4,"after_seq":null,"limit":null}"#;
+        assert!(decode(history).is_ok());
+        for field in ["description", "kind", "privacy", "invitations"] {
+            let json = format!(
+                r#"{{"id":2,"type":"create_room","name":"r","category":1,"{field}":null}}"#
+            );
+            let (id, e) = decode(json.as_bytes()).expect_err(field);
+            assert_eq!(
+                (id, e.code),
+                (Some(2), crate::protocol::ErrorCode::BadRequest)
+            );
+        }
     }
 
     #[test]
