@@ -12,6 +12,7 @@ mod discovery;
 mod durability;
 mod files;
 mod metrics;
+mod outage;
 mod overload;
 mod pool;
 mod pool_failover;

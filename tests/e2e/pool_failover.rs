@@ -302,14 +302,7 @@ async fn a_server_cut_off_from_the_database_stops_serving_and_the_pool_recovers(
         return;
     }
     let database = crate::common::fresh_pg_database().await;
-    let (host, rest) = database
-        .strip_prefix("postgres://")
-        .and_then(|r| r.split_once('@'))
-        .map(|(user, r)| (user.to_string(), r.to_string()))
-        .expect("postgres://user@host:port/db");
-    let (hostport, db) = rest.split_once('/').expect("a database name");
-    let proxy = Proxy::start(hostport.parse().expect("host:port")).await;
-    let through_proxy = format!("postgres://{host}@{}/{db}", proxy.addr);
+    let (proxy, through_proxy) = Proxy::for_database(&database).await;
     let options = Options {
         database_of: vec![("chat1".into(), through_proxy)],
         ..Default::default()

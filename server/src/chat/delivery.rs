@@ -80,8 +80,10 @@ impl CommitSink for Sink {
                     e.tag.refused(&hub, err);
                 }
                 Outcome::Failed => {
+                    // The database refused the batch for GIVE_UP_AFTER (down, cut off):
+                    // the client may retry, as with any `busy`.
                     let err = WireError::new(
-                        ErrorCode::Internal,
+                        ErrorCode::Busy,
                         "storage unavailable; retry with the same client_msg_id \
                          (a post stored meanwhile is acknowledged once)",
                     );

@@ -57,6 +57,33 @@ pub enum StoreError {
 /// Result of storage calls.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The pools' `after_release` check: a connection that sqlx still counts inside a
+/// transaction once the rollback of its dropped transaction has run is closed, not
+/// reused. When SQLite rolls a transaction back by itself (a full disk, an I/O error),
+/// sqlx's own ROLLBACK then fails and its count stays up; that connection's next `begin`
+/// would open a savepoint inside nothing, and its "commit" would commit nothing while
+/// reporting success (found by tests/e2e/outage.rs: posts acknowledged on a full disk were
+/// never stored).
+fn reusable<DB: sqlx::Database>(
+    conn: &mut DB::Connection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, std::result::Result<bool, sqlx::Error>> {
+    use sqlx::Connection;
+    Box::pin(async move {
+        if !conn.is_in_transaction() {
+            return Ok(true);
+        }
+        // A dropped transaction queued its rollback; commands run in order, so after a
+        // ping it has run.
+        conn.ping().await?;
+        let sound = !conn.is_in_transaction();
+        if !sound {
+            tracing::warn!("a database connection left inside a failed transaction is closed");
+        }
+        Ok(sound)
+    })
+}
+
 /// Which engine, with its pools.
 #[derive(Clone, Debug)]
 enum Backend {
@@ -121,11 +148,13 @@ impl Store {
                 .max_connections(1)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(30))
+                .after_release(reusable::<sqlx::Sqlite>)
                 .connect_with(opts.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(30))
+                .after_release(reusable::<sqlx::Sqlite>)
                 .connect_with(opts.read_only(false))
                 .await?;
             Backend::Sqlite { write, read }
@@ -134,6 +163,7 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(30))
+                .after_release(reusable::<sqlx::Postgres>)
                 .connect_with(opts)
                 .await?;
             Backend::Postgres(pool)

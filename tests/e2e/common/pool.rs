@@ -259,6 +259,19 @@ impl Proxy {
         }
     }
 
+    /// A proxy in front of the PostgreSQL server of `database` (`postgres://user@host:port/db`),
+    /// and the URL of the same database through it.
+    pub async fn for_database(database: &str) -> (Proxy, String) {
+        let (user, rest) = database
+            .strip_prefix("postgres://")
+            .and_then(|r| r.split_once('@'))
+            .expect("postgres://user@host:port/db");
+        let (hostport, db) = rest.split_once('/').expect("a database name");
+        let proxy = Proxy::start(hostport.parse().expect("host:port")).await;
+        let through = format!("postgres://{user}@{}/{db}", proxy.addr);
+        (proxy, through)
+    }
+
     /// Close every connection and refuse new ones.
     pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
