@@ -18,12 +18,15 @@
 //! - [`metrics`]: histograms, counters, timeline, resource samples.
 //! - [`profile`]: hardware profiles: limits on the system under test (cgroups, affinity).
 //! - [`report`]: the summary model and its renderings (results folder, console).
+//! - [`decoders`]: every decoder of outside input behind one entry per kind of input, for
+//!   the fuzz targets and the property tests.
 
 pub mod bench;
 pub mod capacity;
 pub mod cli;
 pub mod client;
 pub mod compliance_cmd;
+pub mod decoders;
 pub mod gate;
 pub mod metrics;
 pub mod pool;

@@ -496,7 +496,25 @@ impl<'a> Source<'a> {
                 .map(|s| self.spans.path_at(s))
                 .unwrap_or_default()
                 .to_string(),
-            message: e.message().trim().to_string(),
+            message: match e.message().trim() {
+                // The toml crate says nothing for some characters (a control character
+                // in a comment): name what stopped it.
+                "" => unexpected_at(self.text, e.span().map_or(0, |s| s.start)),
+                m => m.to_string(),
+            },
         }
+    }
+}
+
+/// What the parser stopped at, for a syntax error that came without a message.
+fn unexpected_at(text: &str, at: usize) -> String {
+    match text.get(at..).and_then(|rest| rest.chars().next()) {
+        None => "unexpected end of file".to_string(),
+        Some(c) if c.is_control() => format!(
+            "unexpected control character U+{:04X} (TOML allows only tab and line ends \
+             unescaped)",
+            c as u32
+        ),
+        Some(c) => format!("unexpected character {c:?}"),
     }
 }

@@ -74,6 +74,16 @@ fn type_error_names_file_line_and_field() {
 }
 
 #[test]
+fn a_control_character_in_a_comment_is_named() {
+    // Found by the decoder property tests: the toml crate gives no message for it.
+    let text = format!("# form\u{c}feed\n{HEAD}");
+    let (p, line) = problem(&text, "form");
+    assert_eq!(line, 1);
+    assert_eq!(p.line, 1, "{p}");
+    assert!(p.message.contains("control character U+000C"), "{p}");
+}
+
+#[test]
 fn unknown_key_names_its_path() {
     let text = format!("{HEAD}\n[workload]\nmodle = \"open\"\n");
     let (p, line) = problem(&text, "modle");
