@@ -32,15 +32,20 @@ def at_rank(h, q):
     return 0
 
 
-def main(path):
-    merged = {}
+def intervals(path):
+    """Each interval of the log, with its start in seconds after the log's base time."""
     reader = HistogramLogReader(path, HdrHistogram(LOWEST, HIGHEST, DIGITS))
     while True:
         h = reader.get_next_interval_histogram()
         if h is None:
-            break
-        tag = h.get_tag()
-        total = merged.setdefault(tag, HdrHistogram(LOWEST, HIGHEST, DIGITS))
+            return
+        yield h, h.get_start_time_stamp() / 1000.0 - reader.base_time_sec
+
+
+def main(path):
+    merged = {}
+    for h, _ in intervals(path):
+        total = merged.setdefault(h.get_tag(), HdrHistogram(LOWEST, HIGHEST, DIGITS))
         total.add(h)
     out = {}
     for tag, h in sorted(merged.items()):
