@@ -220,7 +220,13 @@ impl PopulationSpec {
 
     /// Parse a spec from TOML text (unknown fields are refused).
     pub fn from_toml(text: &str) -> Result<Self, SpecError> {
-        toml::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))
+        toml::from_str(text).map_err(|e| {
+            // Located and worded as scenario and topology files are (the toml crate's own
+            // message is empty for some characters).
+            let p =
+                crate::toml_spans::Source::new(std::path::Path::new(""), text).syntax_problem(&e);
+            SpecError::Parse(format!("line {}: {}: {}", p.line, p.field, p.message))
+        })
     }
 
     /// Check every field and derive room counts.
@@ -478,6 +484,19 @@ mod tests {
             Err(SpecError::Parse(m)) => format!("parse: {m}"),
             Ok(_) => "ok".into(),
         }
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line_and_field() {
+        assert_eq!(
+            err_field("[users]\ncount = \"ten\"\n"),
+            "parse: line 2: users.count: invalid type: string \"ten\", expected u32"
+        );
+        let control = err_field("# a\u{1d}b\n[users]\ncount = 10\n");
+        assert!(
+            control.starts_with("parse: line 1: (top level): unexpected control character U+001D"),
+            "{control}"
+        );
     }
 
     #[test]
