@@ -22,3 +22,19 @@ pub use client::{
     RoomPatch, RoomSpec,
 };
 pub use reply::{ErrorCode, Message, Push, RoomInfo, UserInfo, WireError};
+
+/// Refuse a JSON object whose `tag` field is there but not a string: serde's internally
+/// tagged enums would take an integer as the position of a variant (`"kind": 1` as the
+/// second one). Anything else passes; the enum's own decoding says what is missing or
+/// wrong.
+pub fn tag_is_text(json: &[u8], tag: &str) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Fields(serde_json::Map<String, serde_json::Value>);
+    match serde_json::from_slice::<Fields>(json) {
+        Ok(Fields(map)) => match map.get(tag) {
+            Some(v) if !v.is_string() => Err(format!("`{tag}` must be a string, not {v}")),
+            _ => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}

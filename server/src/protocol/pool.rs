@@ -271,6 +271,15 @@ impl PoolFrame {
                 reason: e.to_string(),
             })
         }
+        // The JSON parts that are internally tagged enums: the tag must be a name.
+        fn from_tagged<T: serde::de::DeserializeOwned>(
+            kind: u8,
+            b: &[u8],
+            tag: &str,
+        ) -> Result<T, PoolFrameError> {
+            super::tag_is_text(b, tag).map_err(|reason| PoolFrameError::Bad { kind, reason })?;
+            from_json(kind, b)
+        }
         let records = |body: &Bytes, size: usize| {
             if body.remaining() % size == 0 {
                 Ok(body.remaining() / size)
@@ -321,8 +330,8 @@ impl PoolFrame {
                 }
                 PoolFrame::Presence(entries)
             }
-            13 => PoolFrame::Changed(from_json(kind, &body)?),
-            20 => PoolFrame::Admin(from_json(kind, &body)?),
+            13 => PoolFrame::Changed(from_tagged(kind, &body, "kind")?),
+            20 => PoolFrame::Admin(from_tagged(kind, &body, "op")?),
             21 => PoolFrame::AdminReply(from_json(kind, &body)?),
             other => return Err(PoolFrameError::UnknownKind(other)),
         })
@@ -338,6 +347,32 @@ fn put_json<T: Serialize>(out: &mut BytesMut, v: &T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_must_be_a_name_not_a_position() {
+        let frame = |kind: u8, json: &str| {
+            let mut b = vec![kind];
+            b.extend_from_slice(json.as_bytes());
+            PoolFrame::decode(Bytes::from(b))
+        };
+        // serde alone reads `"kind":1` as the second variant (`room`), `"op":0` as `status`.
+        for (kind, json) in [(13, r#"{"kind":1,"id":3}"#), (20, r#"{"op":0}"#)] {
+            match frame(kind, json) {
+                Err(PoolFrameError::Bad { reason, .. }) => {
+                    assert!(reason.contains("must be a string"), "{reason}")
+                }
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            frame(13, r#"{"kind":"room","id":3}"#),
+            Ok(PoolFrame::Changed(Change::Room { id: 3 }))
+        );
+        assert_eq!(
+            frame(20, r#"{"op":"status"}"#),
+            Ok(PoolFrame::Admin(AdminRequest::Status))
+        );
+    }
 
     #[test]
     fn every_kind_round_trips() {
