@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use chatcap_server::protocol::client;
+use chatcap_server::protocol::decode as request;
 use chatcap_server::protocol::pool::PoolFrame;
 use chatcap_server::protocol::session::Frame;
 
@@ -47,16 +47,16 @@ pub fn decode(kind: &str, input: &[u8]) -> Result<(), String> {
 /// decodes says the same when encoded and decoded again; a refused one carries its id
 /// whenever the id is readable.
 pub fn client_request(input: &[u8]) -> Result<(), String> {
-    match client::decode(input) {
+    match request::decode(input) {
         Ok(req) => {
             let again = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
-            let back = client::decode(&again)
+            let back = request::decode(&again)
                 .unwrap_or_else(|(_, e)| panic!("{req:?} encoded does not decode: {e}"));
             assert_eq!(back, req, "a request survives encoding");
             Ok(())
         }
         Err((id, e)) => {
-            let readable = client::RequestHead::read(input).and_then(|h| h.id());
+            let readable = request::RequestHead::read(input).and_then(|h| h.id());
             assert_eq!(id, readable, "the error echoes every readable id");
             Err(e.to_string())
         }

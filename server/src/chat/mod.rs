@@ -554,14 +554,14 @@ impl Hub {
         if self.hold_if_resuming(key, &json) {
             return;
         }
-        let req: Request = match crate::protocol::client::decode(&json) {
+        let req: Request = match crate::protocol::decode::decode(&json) {
             Ok(r) => r,
             Err((id, err)) => {
                 return self.send_error(key, id, &err);
             }
         };
         metrics::counter!(catalog::REQUESTS.name, "op" => req.op.name()).increment(1);
-        if crate::protocol::client::has_nul(&json) {
+        if crate::protocol::decode::has_nul(&json) {
             let e = WireError::new(
                 ErrorCode::InvalidArgument,
                 "text must not contain NUL characters (\\u0000)",

@@ -24,7 +24,7 @@ use futures_util::SinkExt;
 use super::rate::Bucket;
 use super::{FrontEnd, VerifyError};
 use crate::auth::TokenError;
-use crate::protocol::client::RequestHead;
+use crate::protocol::decode::RequestHead;
 use crate::protocol::reply::{error_json, push_json};
 use crate::protocol::session::Frame;
 use crate::protocol::{ErrorCode, Op, Push, Request, WireError};
@@ -117,7 +117,7 @@ async fn sign_in(fe: &FrontEnd, ws: &mut WebSocket) -> Option<(i64, Bytes)> {
             }
             _ => continue,
         };
-        let req: Request = match crate::protocol::client::decode(text.as_bytes()) {
+        let req: Request = match crate::protocol::decode::decode(text.as_bytes()) {
             Ok(r) => r,
             Err((id, err)) => {
                 send_text(ws, error_json(id, &err)).await;

@@ -1,6 +1,7 @@
 //! The wire protocols, in one place that the server and the load generator both use.
 //!
 //! - [`client`]: what a client sends over its WebSocket (one JSON object per text frame).
+//! - [`decode`]: reading a client's request off the wire, one way for every server role.
 //! - [`reply`]: what the server sends back: replies, typed errors and pushes.
 //! - [`files`]: file names and metadata of the file operations (docs/FILES.md).
 //! - [`session`]: the compact binary frames that multiplex many user sessions over one
@@ -12,6 +13,7 @@
 //! `docs/PROTOCOL.md` documents every message for client authors.
 
 pub mod client;
+pub mod decode;
 pub mod files;
 pub mod pool;
 pub mod reply;

@@ -9,7 +9,7 @@
 use metrics::Unit;
 
 use crate::compliance::event::EventKind;
-use crate::protocol::client::KNOWN_TYPES;
+use crate::protocol::decode::KNOWN_TYPES;
 use crate::protocol::ErrorCode;
 
 /// How a metric is exposed.
