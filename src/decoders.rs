@@ -65,19 +65,28 @@ pub fn client_request(input: &[u8]) -> Result<(), String> {
 
 /// A front end ↔ chat server frame body; what decodes encodes back to itself.
 pub fn session_frame(input: &[u8]) -> Result<(), String> {
-    let frame = Frame::decode(Bytes::copy_from_slice(input)).map_err(|e| e.to_string())?;
-    let back = Frame::decode(frame.to_bytes())
-        .unwrap_or_else(|e| panic!("{frame:?} encoded does not decode: {e}"));
-    assert_eq!(back, frame, "a session frame survives encoding");
-    Ok(())
+    round_trip(input, Frame::decode, Frame::to_bytes)
 }
 
 /// A chat server ↔ chat server (TCP 8011) frame body; what decodes encodes back to itself.
 pub fn pool_frame(input: &[u8]) -> Result<(), String> {
-    let frame = PoolFrame::decode(Bytes::copy_from_slice(input)).map_err(|e| e.to_string())?;
-    let back = PoolFrame::decode(frame.to_bytes())
-        .unwrap_or_else(|e| panic!("{frame:?} encoded does not decode: {e}"));
-    assert_eq!(back, frame, "a pool frame survives encoding");
+    round_trip(input, PoolFrame::decode, PoolFrame::to_bytes)
+}
+
+/// Decode a binary frame body; a frame that decodes must encode and decode to itself.
+fn round_trip<F, E>(
+    input: &[u8],
+    decode: fn(Bytes) -> Result<F, E>,
+    encode: fn(&F) -> Bytes,
+) -> Result<(), String>
+where
+    F: PartialEq + std::fmt::Debug,
+    E: std::fmt::Display,
+{
+    let frame = decode(Bytes::copy_from_slice(input)).map_err(|e| e.to_string())?;
+    let back =
+        decode(encode(&frame)).unwrap_or_else(|e| panic!("{frame:?} encoded does not decode: {e}"));
+    assert_eq!(back, frame, "a frame survives encoding");
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use chatcap_server::protocol::{Op, Privacy, Request, RoomKind};
 
 use crate::common::procs::Data;
 use crate::common::{
-    backends, category, full_history, join, ok, open_category, post, room, Backend,
+    backends, category, check_acked_in, full_history, join, ok, open_category, post, room, Backend,
 };
 
 /// Posts each client sends.
@@ -100,17 +100,7 @@ async fn kill_and_recover(backend: Backend) {
     signed_in(&server.ws_url(), &bob_token_2).await;
     signed_in(&server.ws_url(), &bob_token).await;
     let hist = full_history(&mut a, r).await;
-    let seqs: Vec<i64> = hist.iter().map(|m| m.seq).collect();
-    let want: Vec<i64> = (1..=hist.len() as i64).collect();
-    assert_eq!(seqs, want, "history is numbered 1..=n without gaps");
-    let stored: HashMap<&str, i64> = hist
-        .iter()
-        .map(|m| (m.client_msg_id.as_str(), m.seq))
-        .collect();
-    assert_eq!(stored.len(), hist.len(), "a post was stored twice");
-    for (cid, seq) in &acked {
-        assert_eq!(stored.get(cid.as_str()), Some(seq), "acked post {cid} lost");
-    }
+    check_acked_in(&hist, acked.iter().map(|(cid, seq)| (cid, *seq)));
     for m in &hist {
         let (who, i) = m.client_msg_id.split_once('-').expect("our client id");
         assert_eq!(m.text, format!("{who} says {i}"));

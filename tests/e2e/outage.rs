@@ -17,7 +17,8 @@ use chatcap_server::protocol::{ErrorCode, Op, Privacy, Push};
 
 use crate::common::pool::Proxy;
 use crate::common::{
-    fresh_pg_database, full_history, join, pg_base, post_op, Backend, Cast, TestServer,
+    check_acked_in, fresh_pg_database, full_history, join, pg_base, post_op, Backend, Cast,
+    TestServer,
 };
 
 /// How long the database is away.
@@ -123,26 +124,11 @@ async fn a_postgresql_outage_loses_no_acknowledged_post_and_the_server_recovers_
         views.push(t.await.expect("poster"));
     }
     let history = full_history(&mut c.a, room).await;
-    let stored: BTreeMap<&str, i64> = history
-        .iter()
-        .map(|m| (m.client_msg_id.as_str(), m.seq))
-        .collect();
-    assert_eq!(stored.len(), history.len(), "no post stored twice");
-    assert_eq!(
-        history.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        (1..=history.len() as i64).collect::<Vec<_>>(),
-        "history numbered 1..n"
-    );
+    let acked = views.iter().flat_map(|seen| seen.acked.iter());
+    check_acked_in(&history, acked.map(|(cid, seq)| (cid, *seq)));
     let mut slowest = Duration::ZERO;
     for (i, seen) in views.iter().enumerate() {
         assert!(!seen.bye, "user {i} was disconnected");
-        for (id, seq) in &seen.acked {
-            assert_eq!(
-                stored.get(id.as_str()),
-                Some(seq),
-                "acknowledged {id} stored"
-            );
-        }
         let at = seen
             .back_at
             .unwrap_or_else(|| panic!("user {i} was not served after the outage: {seen:?}"));
@@ -254,18 +240,7 @@ async fn a_full_disk_under_sqlite_refuses_posts_busy_and_recovers_when_space_ret
     let after = crate::common::post(&mut alice, room, "after", "after").await;
     assert!(after.seq > before.seq);
     let history = full_history(&mut c.a, room).await;
-    let stored: BTreeMap<&str, i64> = history
-        .iter()
-        .map(|m| (m.client_msg_id.as_str(), m.seq))
-        .collect();
-    assert_eq!(stored.len(), history.len(), "no post stored twice");
-    for (id, seq) in &acked {
-        assert_eq!(
-            stored.get(id.as_str()),
-            Some(seq),
-            "acknowledged {id} stored"
-        );
-    }
+    let stored = check_acked_in(&history, acked.iter().map(|(cid, seq)| (cid, *seq)));
     assert_eq!(stored.get("after"), Some(&after.seq));
     println!(
         "disk full: {} posts acknowledged before the first busy ({:.1} s); served again \

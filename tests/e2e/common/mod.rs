@@ -6,6 +6,7 @@
 pub mod pool;
 pub mod procs;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chatcap::client::{Client, ClientError};
@@ -300,6 +301,28 @@ pub async fn post(c: &mut Client, room: i64, text: &str, client_msg_id: &str) ->
 }
 
 /// Every stored message of a room, read page by page with `history`.
+/// Check `history` against what clients were told: numbered 1..=n without gaps, no post
+/// stored twice, and every acknowledged post (client id → seq) stored under its number.
+/// Returns the history as client id → seq.
+pub fn check_acked_in<S: AsRef<str>>(
+    history: &[Message],
+    acked: impl IntoIterator<Item = (S, i64)>,
+) -> HashMap<&str, i64> {
+    let seqs: Vec<i64> = history.iter().map(|m| m.seq).collect();
+    let want: Vec<i64> = (1..=history.len() as i64).collect();
+    assert_eq!(seqs, want, "history is numbered 1..=n without gaps");
+    let stored: HashMap<&str, i64> = history
+        .iter()
+        .map(|m| (m.client_msg_id.as_str(), m.seq))
+        .collect();
+    assert_eq!(stored.len(), history.len(), "a post was stored twice");
+    for (cid, seq) in acked {
+        let cid = cid.as_ref();
+        assert_eq!(stored.get(cid), Some(&seq), "acked post {cid} lost");
+    }
+    stored
+}
+
 pub async fn full_history(c: &mut Client, room: i64) -> Vec<Message> {
     let mut out: Vec<Message> = Vec::new();
     loop {
