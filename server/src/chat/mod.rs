@@ -6,6 +6,7 @@
 //! - [`room`]: one room's live state (numbering, recent-history cache, who is present).
 //! - [`rights`]: who may do what, as pure functions.
 //! - [`ops`]: the chat operations (join, post, history, search, …).
+//! - [`enter`]: entering and leaving rooms (history or catch-up, presence, rosters).
 //! - [`admin`]: room, category and role management, administrators' operations.
 //! - [`directory_ops`]: read-only directory queries for room management (categories,
 //!   a room's member lists, users by name).
@@ -28,6 +29,7 @@ pub mod admin;
 mod comply;
 pub mod delivery;
 pub mod directory_ops;
+pub mod enter;
 pub mod files;
 pub mod link;
 pub mod ops;
@@ -134,6 +136,15 @@ pub struct Hub {
     /// Test hook: drop every Nth delivery on purpose (0 = never). Off by default.
     drop_every: AtomicUsize,
     dropped_counter: AtomicUsize,
+}
+
+/// A storage failure, logged, as the protocol reports it to the client.
+pub(super) fn internal(e: impl std::fmt::Display) -> WireError {
+    tracing::error!(error = %e, "storage failure");
+    WireError::new(
+        ErrorCode::Internal,
+        "storage unavailable; nothing was changed",
+    )
 }
 
 impl Hub {

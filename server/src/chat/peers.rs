@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use super::ops::room_info;
+use super::enter::room_info;
 use super::{rights, Hub, SessionKey};
 use crate::protocol::pool::{Change, PoolFrame};
 use crate::protocol::{PresenceState, Push};

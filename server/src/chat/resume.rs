@@ -5,7 +5,7 @@
 //! The session is open and signed in as soon as the `Resume` frame is read, so nothing the
 //! client sends next is refused; its requests are held until it is back in its rooms, then
 //! handled in the order they came. Each room is entered with every message after the
-//! number the front end last passed on pushed to it (`ops::Since::After`), so the client
+//! number the front end last passed on pushed to it (`enter::Since::After`), so the client
 //! sees no gap and no repeat.
 
 use std::sync::atomic::Ordering;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::ops::Since;
+use super::enter::Since;
 use super::{Hub, SessionKey};
 use crate::protocol::reply::push_json;
 use crate::protocol::session::Frame;
