@@ -21,6 +21,8 @@ mod summary;
 mod validate;
 
 #[cfg(test)]
+mod file_tests;
+#[cfg(test)]
 mod schema_tests;
 #[cfg(test)]
 mod tests;
