@@ -80,6 +80,10 @@ pub enum Command {
     /// prints the pool; exit code 2 and every problem (file:line: field: message) if bad.
     #[command(subcommand)]
     Topology(TopologyCommand),
+    /// TLS certificates (docs/TLS.md): `tls issue` makes a certificate authority and
+    /// certificates it signs, for mutual TLS on the links of a pool.
+    #[command(subcommand)]
+    Tls(crate::tls_cmd::TlsCommand),
 }
 
 /// `topology` subcommands.
@@ -151,6 +155,9 @@ pub struct ServeArgs {
     /// profiles set it to match their CPU limit.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,
+    /// TLS on the client port and the links (docs/TLS.md).
+    #[command(flatten)]
+    pub tls: crate::tls_cmd::TlsArgs,
 }
 
 /// The `--role` values.
@@ -249,6 +256,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compliance(cmd) => crate::compliance_cmd::run(cmd).await,
         Command::Pool(cmd) => crate::pool::run(cmd).await,
         Command::Topology(TopologyCommand::Check { file }) => topology_check(&file),
+        Command::Tls(cmd) => crate::tls_cmd::run(cmd),
         Command::User(UserCommand::Add {
             name,
             admin,
@@ -352,6 +360,7 @@ pub fn serve_config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     if let Some(v) = &args.file_store {
         cfg.file_store = Some(v.clone());
     }
+    args.tls.apply(&mut cfg.tls);
     cfg.validate().map_err(UsageError)?;
     Ok(cfg)
 }
@@ -373,11 +382,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// read the bound addresses from it.
 fn ready_line(cfg: &ServeConfig, running: &chatcap_server::serve::Running) -> String {
     let http = running.http_addr;
+    let (ws, web) = match running.client_tls {
+        true => ("wss", "https"),
+        false => ("ws", "http"),
+    };
     let mut line = format!("chatcap ready: role {:?}", cfg.role).to_lowercase();
     if cfg.role.has_front() {
-        line += &format!("  clients ws://{http}/ws");
+        line += &format!("  clients {ws}://{http}/ws");
+        line += &format!("  metrics {web}://{http}/metrics");
+    } else {
+        line += &format!("  metrics http://{http}/metrics");
     }
-    line += &format!("  metrics http://{http}/metrics");
     if let Some(addr) = running.chat_addr() {
         line += &format!("  chat link {addr}  database {}", cfg.database_url());
     }
@@ -391,5 +406,16 @@ fn ready_line(cfg: &ServeConfig, running: &chatcap_server::serve::Running) -> St
         let servers: Vec<String> = cfg.chat_servers.iter().map(|a| a.to_string()).collect();
         line += &format!("  chat servers {}", servers.join(","));
     }
+    // Say what is plaintext: fine on loopback and for benchmarks, nowhere else.
+    let links = match running.link_tls {
+        true => "links mutual-tls",
+        false => "links plaintext",
+    };
+    let clients = match (cfg.role.has_front(), running.client_tls) {
+        (false, _) => "",
+        (true, true) => "clients tls, ",
+        (true, false) => "clients plaintext, ",
+    };
+    line += &format!("  transport: {clients}{links}");
     line
 }

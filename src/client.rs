@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use chatcap_server::protocol::reply::ServerMsg;
 use chatcap_server::protocol::{ErrorCode, Op, Push, Request};
+use chatcap_server::tls::Connector;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::wss::Ws;
 
 /// What went wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,9 @@ pub enum ClientError {
     /// Connecting or the socket failed.
     #[error("websocket: {0}")]
     Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The connection could not be opened (TCP, TLS or the WebSocket handshake).
+    #[error(transparent)]
+    Open(#[from] crate::wss::OpenError),
     /// The server sent something that is not protocol JSON.
     #[error("unparsable server message {text:?}: {source}")]
     Parse {
@@ -48,7 +51,7 @@ pub const SOCKET_BUFFER: usize = 4096;
 
 /// One client connection.
 pub struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: Ws,
     next_id: u64,
     pushes: VecDeque<Push>,
     /// How long to wait for a reply.
@@ -56,13 +59,16 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connect to `ws://addr/ws`.
+    /// Connect to a `ws://` URL.
     pub async fn connect(url: &str) -> Result<Client, ClientError> {
-        let config = WebSocketConfig::default()
-            .read_buffer_size(SOCKET_BUFFER)
-            .write_buffer_size(0)
-            .max_write_buffer_size(1 << 22);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+        Self::connect_with(url, None).await
+    }
+
+    /// Connect to a `ws://` or `wss://` URL, trusting `trust` for `wss://`.
+    pub async fn connect_with(url: &str, trust: Option<&Connector>) -> Result<Client, ClientError> {
+        let ws = crate::wss::open(url, trust, crate::wss::config(1 << 22))
+            .await?
+            .ws;
         Ok(Client {
             ws,
             next_id: 1,
@@ -171,7 +177,7 @@ impl Client {
 
     /// The WebSocket itself, for callers that pipeline requests (benchmarks). Pushes
     /// queued so far are dropped.
-    pub fn into_stream(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+    pub fn into_stream(self) -> Ws {
         self.ws
     }
 

@@ -5,7 +5,8 @@
 //! - [`cli`]: the command line (`serve`, `user`, `provision`, `bench`, …) and `run(cli)`.
 //! - [`settings`], [`stop_signal`], [`usage`]: what the commands share below `cli`: the
 //!   settings file, waiting for Ctrl-C or SIGTERM, the usage error (exit code 2).
-//! - [`client`]: a WebSocket client of the chat protocol.
+//! - [`client`]: a WebSocket client of the chat protocol; [`wss`]: opening its socket
+//!   (`ws://` or `wss://`), shared with the load generator.
 //! - [`compliance_cmd`]: `chatcap compliance export` (one run of the compliance XML adapter).
 //! - [`gate`]: `chatcap gate`, the CI regression gate (thresholds, baseline, JUnit XML).
 //! - [`report_cmd`]: `chatcap report` and `chatcap compare`.
@@ -18,6 +19,7 @@
 //! - [`metrics`]: histograms, counters, timeline, resource samples.
 //! - [`profile`]: hardware profiles: limits on the system under test (cgroups, affinity).
 //! - [`report`]: the summary model and its renderings (results folder, console).
+//! - [`tls_cmd`]: `serve`'s TLS flags and `chatcap tls issue` (a CA and its certificates).
 //! - [`decoders`]: every decoder of outside input behind one entry per kind of input, for
 //!   the fuzz targets and the property tests.
 
@@ -39,4 +41,6 @@ pub mod scenario;
 pub mod serve_process;
 pub mod settings;
 pub mod stop_signal;
+pub mod tls_cmd;
 pub mod usage;
+pub mod wss;

@@ -16,8 +16,8 @@ use tokio::process::{Child, Command};
 
 use crate::profile::Confinement;
 
-/// What a ready line says: `chatcap ready: role R  [clients ws://A/ws]  metrics
-/// http://A/metrics  [chat link C  database D]  [chat servers X,Y]`.
+/// What a ready line says: `chatcap ready: role R  [clients ws[s]://A/ws]  metrics
+/// http[s]://A/metrics  [chat link C  database D]  [chat servers X,Y]  transport: …`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadyLine {
     /// `single`, `chat` or `frontend`.
@@ -26,6 +26,8 @@ pub struct ReadyLine {
     pub http: SocketAddr,
     /// The session-link listener, when the process runs a chat server.
     pub chat: Option<SocketAddr>,
+    /// The HTTP address speaks TLS (`wss://`, `https://`).
+    pub tls: bool,
 }
 
 /// Read a ready line; `None` when it is not one.
@@ -38,11 +40,12 @@ pub fn parse_ready(line: &str) -> Option<ReadyLine> {
             .position(|x| *x == w)
             .and_then(|i| words.get(i + 1))
     };
-    let http = after("metrics")?
-        .strip_prefix("http://")?
-        .strip_suffix("/metrics")?
-        .parse()
-        .ok()?;
+    let metrics = after("metrics")?;
+    let (tls, rest) = match metrics.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, metrics.strip_prefix("http://")?),
+    };
+    let http = rest.strip_suffix("/metrics")?.parse().ok()?;
     let chat = match after("link") {
         Some(a) => Some(a.parse().ok()?),
         None => None,
@@ -51,6 +54,7 @@ pub fn parse_ready(line: &str) -> Option<ReadyLine> {
         role: after("role").unwrap_or(&"single").to_string(),
         http,
         chat,
+        tls,
     })
 }
 
@@ -140,7 +144,8 @@ impl ServeProcess {
 
     /// The WebSocket URL (front-end roles).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.ready.http)
+        let scheme = if self.ready.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws", self.ready.http)
     }
 
     /// The chat server's link address (single and chat roles).
@@ -194,6 +199,12 @@ mod tests {
         assert_eq!(r.role, "frontend");
         assert_eq!(r.http.port(), 8080);
         assert_eq!(r.chat, None);
+        assert!(!r.tls);
+
+        let tls = "chatcap ready: role single  clients wss://127.0.0.1:8443/ws  metrics https://127.0.0.1:8443/metrics  chat link 127.0.0.1:5041  database sqlite:x  transport: clients tls, links mutual-tls";
+        let r = parse_ready(tls).expect("tls");
+        assert!(r.tls);
+        assert_eq!(r.http.port(), 8443);
 
         assert_eq!(parse_ready("something else"), None);
     }

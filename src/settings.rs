@@ -13,6 +13,10 @@ pub fn settings_file(path: Option<&std::path::Path>) -> anyhow::Result<ServeConf
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
-    Ok(toml::from_str::<ServeConfig>(&text)
-        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?)
+    let mut cfg = toml::from_str::<ServeConfig>(&text)
+        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    // Certificate paths are the file's: relative to its folder, not to where we run.
+    cfg.tls
+        .resolve(path.parent().unwrap_or(std::path::Path::new("")));
+    Ok(cfg)
 }

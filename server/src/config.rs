@@ -141,6 +141,79 @@ impl Default for ComplianceConfig {
     }
 }
 
+/// TLS settings (docs/TLS.md). With none set every port is plaintext, which the ready
+/// line says; that is for loopback benchmarks and private networks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Client port (`wss://`, `https://`): the certificate chain, PEM.
+    pub cert: Option<PathBuf>,
+    /// Client port: the certificate's private key, PEM.
+    pub key: Option<PathBuf>,
+    /// Client port: a self-signed certificate made for this box on first start and kept in
+    /// `<data_dir>/tls/` (clients trust that file).
+    pub self_signed: bool,
+    /// Mutual TLS on the links (front end ↔ chat server on 5041, the pool on 8011): the
+    /// certificate authority every party's certificate must be signed by, PEM.
+    pub link_ca: Option<PathBuf>,
+    /// Links: this process's certificate chain (presented both when it dials and when it
+    /// is dialled), PEM.
+    pub link_cert: Option<PathBuf>,
+    /// Links: that certificate's private key, PEM.
+    pub link_key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The client port speaks TLS.
+    pub fn client_port(&self) -> bool {
+        self.self_signed || self.cert.is_some()
+    }
+
+    /// The links speak mutual TLS.
+    pub fn links(&self) -> bool {
+        self.link_ca.is_some()
+    }
+
+    /// Make relative file paths relative to `base` (the settings file's folder).
+    pub fn resolve(&mut self, base: &std::path::Path) {
+        for path in [
+            &mut self.cert,
+            &mut self.key,
+            &mut self.link_ca,
+            &mut self.link_cert,
+            &mut self.link_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+
+    /// Check that the files come in complete sets; the message names the fields.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cert.is_some() != self.key.is_some() {
+            return Err("tls.cert and tls.key go together: set both or neither".into());
+        }
+        if self.self_signed && self.cert.is_some() {
+            return Err(
+                "tls.self_signed makes its own certificate: drop tls.cert and tls.key, or it"
+                    .into(),
+            );
+        }
+        let link = [&self.link_ca, &self.link_cert, &self.link_key];
+        if link.iter().any(|f| f.is_some()) && !link.iter().all(|f| f.is_some()) {
+            return Err(
+                "tls.link_ca, tls.link_cert and tls.link_key go together: set all three or none"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Everything `chatcap serve` needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -170,6 +243,8 @@ pub struct ServeConfig {
     pub front: FrontConfig,
     /// Compliance service settings.
     pub compliance: ComplianceConfig,
+    /// TLS on the client port and the links.
+    pub tls: TlsConfig,
     /// This chat server's place in a pool (from `--topology`); `None` on a single box.
     /// Not a settings-file field.
     #[serde(skip)]
@@ -194,6 +269,7 @@ impl Default for ServeConfig {
             chat: ChatConfig::default(),
             front: FrontConfig::default(),
             compliance: ComplianceConfig::default(),
+            tls: TlsConfig::default(),
             file_store: None,
             pool: None,
         }
@@ -308,6 +384,7 @@ impl ServeConfig {
         if self.front.session_queue == 0 {
             return Err("front.session_queue must be above 0".into());
         }
+        self.tls.validate()?;
         if self.front.rate_per_sec <= 0.0 || self.front.rate_burst < 1.0 {
             return Err(
                 "front.rate_per_sec must be above 0 and front.rate_burst at least 1".into(),

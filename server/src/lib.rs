@@ -33,5 +33,6 @@ pub mod serve;
 pub mod slowdown;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod toml_spans;
 pub mod topology;

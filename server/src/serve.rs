@@ -21,6 +21,7 @@ use crate::chat::Hub;
 use crate::config::ServeConfig;
 use crate::frontend::FrontEnd;
 use crate::store::{Schema, Store, StoreError};
+use crate::tls::LinkTrust;
 use crate::topology::PoolKind;
 
 /// Why the server could not start.
@@ -51,6 +52,9 @@ pub enum StartError {
     /// The compliance service could not start.
     #[error(transparent)]
     Compliance(#[from] crate::compliance::ComplianceStartError),
+    /// A certificate or key could not be read, or TLS could not be set up with them.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -84,6 +88,10 @@ pub struct Running {
     pub chat: Option<ChatPart>,
     /// The front end, in the single and frontend roles.
     pub front: Option<Arc<FrontEnd>>,
+    /// The client port speaks TLS (`wss://`, `https://`).
+    pub client_tls: bool,
+    /// The links speak mutual TLS.
+    pub link_tls: bool,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -132,7 +140,7 @@ pub async fn open_store(url: &str, schema: Schema) -> Result<Store, StartError> 
 /// Serve `app` on `listener` until `shutdown`.
 fn serve_http(
     tasks: &TaskTracker,
-    listener: TcpListener,
+    listener: crate::tls::HttpListener,
     app: axum::Router,
     shutdown: CancellationToken,
 ) {
@@ -148,6 +156,7 @@ fn serve_http(
 /// Open the databases, load the chat core and listen for front ends.
 async fn start_chat(
     cfg: &ServeConfig,
+    trust: &LinkTrust,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<ChatPart, StartError> {
@@ -170,10 +179,6 @@ async fn start_chat(
         .await
         .map_err(store_error)?;
     crate::compliance::start(cfg, &hub, &compliance, shutdown, tasks)?;
-    let link_secret = cfg
-        .link_secret
-        .as_ref()
-        .map(|s| Arc::<[u8]>::from(s.as_bytes()));
     let pool = match &cfg.pool {
         Some(settings) => {
             crate::pool::claim(&hub.store, settings)
@@ -186,13 +191,12 @@ async fn start_chat(
                     let leases = Store::open_side(&cfg.database_url(), 2)
                         .await
                         .map_err(store_error)?;
-                    let secret = link_secret.clone();
                     let pool = crate::pool::start(
                         hub.clone(),
                         leases,
                         settings.clone(),
                         listener,
-                        secret,
+                        trust.clone(),
                         tasks,
                         shutdown,
                     );
@@ -208,7 +212,7 @@ async fn start_chat(
         hub.clone(),
         listener,
         tokens.clone(),
-        link_secret,
+        trust.clone(),
         shutdown.clone(),
     ));
     Ok(ChatPart {
@@ -223,6 +227,7 @@ async fn start_chat(
 /// A front end linked to `chat_servers`.
 fn start_front(
     cfg: &ServeConfig,
+    trust: &LinkTrust,
     chat_servers: &[SocketAddr],
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
@@ -234,7 +239,7 @@ fn start_front(
             chat_servers.len(),
         )
         .with_file_store(cfg.file_store_dir())
-        .with_link_secret(cfg.link_secret.clone()),
+        .with_link_trust(trust.clone()),
     );
     for (index, addr) in chat_servers.iter().enumerate() {
         tasks.spawn(crate::frontend::link::supervise(
@@ -253,11 +258,16 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     // Before anything counts: metrics emitted while starting (e.g. `chatcap_accepting`)
     // reach the recorder, and a scrape before any load shows every family.
     crate::telemetry::install(cfg.role.has_chat(), cfg.role.has_front());
+    let trust = LinkTrust::from_config(&cfg)?;
+    let client_tls = match cfg.role.has_front() {
+        true => crate::tls::client_port(&cfg.tls, &cfg.data_dir, &[cfg.listen.ip().to_string()])?,
+        false => None,
+    };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let chat = if cfg.role.has_chat() {
         crate::slowdown::start(cfg.chat.test_slowdown, shutdown.clone());
-        Some(start_chat(&cfg, &tasks, &shutdown).await?)
+        Some(start_chat(&cfg, &trust, &tasks, &shutdown).await?)
     } else {
         None
     };
@@ -266,7 +276,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
             Some(c) => vec![c.addr],
             None => cfg.chat_servers.clone(),
         };
-        Some(start_front(&cfg, &servers, &tasks, &shutdown))
+        Some(start_front(&cfg, &trust, &servers, &tasks, &shutdown))
     } else {
         None
     };
@@ -282,6 +292,12 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         (None, None) => unreachable!("every role runs a chat server or a front end"),
     };
     let http_addr = local_addr(&listener, cfg.listen)?;
+    let tls_on = client_tls.is_some();
+    let listener =
+        crate::tls::HttpListener::new(listener, client_tls).map_err(|source| StartError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
     serve_http(&tasks, listener, app, shutdown.clone());
     if let Some(fe) = &front {
         // Ready means a chat server takes its sessions (a front end started before its
@@ -295,6 +311,8 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         http_addr,
         chat,
         front,
+        client_tls: tls_on,
+        link_tls: cfg.tls.links(),
         shutdown,
         tasks,
     })

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chatcap_server::pool::admin::{request, AdminError};
 use chatcap_server::protocol::pool::AdminRequest;
+use chatcap_server::tls::LinkTrust;
 use chatcap_server::topology::Topology;
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -88,7 +89,7 @@ pub async fn run(cmd: PoolCommand) -> anyhow::Result<()> {
         PoolCommand::Up(args) => up(args).await,
         PoolCommand::Status(args) => {
             let t = load(&args.topology)?;
-            let answers = status_all(&t).await;
+            let answers = status_all(&t, &trust(&t)?).await;
             if args.json {
                 let v: Vec<Value> = answers
                     .iter()
@@ -124,10 +125,10 @@ pub async fn run(cmd: PoolCommand) -> anyhow::Result<()> {
             // Any reachable server of the pool writes the new list.
             let mut last = None;
             for s in &t.chat_servers {
-                match request(s.pool_addr(), secret(&t), &req).await {
+                match request(s.pool_addr(), &trust(&t)?, &req).await {
                     Ok(_) => {
                         println!("active servers: {}", a.servers.join(", "));
-                        print!("{}", status_table(&t, &status_all(&t).await));
+                        print!("{}", status_table(&t, &status_all(&t, &trust(&t)?).await));
                         return Ok(());
                     }
                     Err(e @ AdminError::Refused { .. }) => {
@@ -143,8 +144,12 @@ pub async fn run(cmd: PoolCommand) -> anyhow::Result<()> {
     }
 }
 
-fn secret(t: &Topology) -> Option<&[u8]> {
-    t.link_secret.as_deref().map(str::as_bytes)
+/// How `chatcap` reaches the pool's chat servers as `admin`: the topology's link secret,
+/// and the link TLS (and secret, when the topology has none) of its serve settings file.
+pub fn trust(t: &Topology) -> anyhow::Result<LinkTrust> {
+    let cfg = crate::settings::settings_file(t.settings.as_deref())?;
+    let secret = t.link_secret.as_deref().or(cfg.link_secret.as_deref());
+    Ok(LinkTrust::new(secret, &cfg.tls)?)
 }
 
 async fn admin_one(path: &std::path::Path, server: &str, req: AdminRequest) -> anyhow::Result<()> {
@@ -155,7 +160,7 @@ async fn admin_one(path: &std::path::Path, server: &str, req: AdminRequest) -> a
             t.file.display()
         ))
     })?;
-    let v = request(s.pool_addr(), secret(&t), &req).await?;
+    let v = request(s.pool_addr(), &trust(&t)?, &req).await?;
     let what = match req {
         AdminRequest::Drain => "drained: its sessions move to the other active servers",
         AdminRequest::Undrain => "undrained: it takes an active place when one is free",
@@ -167,10 +172,13 @@ async fn admin_one(path: &std::path::Path, server: &str, req: AdminRequest) -> a
 }
 
 /// Ask every chat server of the topology for its status.
-pub async fn status_all(t: &Topology) -> Vec<(String, Result<Value, AdminError>)> {
+pub async fn status_all(
+    t: &Topology,
+    trust: &LinkTrust,
+) -> Vec<(String, Result<Value, AdminError>)> {
     let mut out = Vec::new();
     for s in &t.chat_servers {
-        let answer = request(s.pool_addr(), secret(t), &AdminRequest::Status).await;
+        let answer = request(s.pool_addr(), trust, &AdminRequest::Status).await;
         out.push((s.name.clone(), answer));
     }
     out

@@ -23,5 +23,6 @@ mod roles;
 mod run;
 mod smoke;
 mod social;
+mod tls;
 mod topology;
 mod web_rooms;

@@ -2,7 +2,10 @@
 //! reads their frames into the hub, and writes the hub's frames back, batching writes.
 //!
 //! A link that breaks the protocol (bad frame, wrong version) is closed; its sessions end.
+//! With link TLS, a front end must first complete a mutual TLS handshake with a
+//! certificate signed by the link CA (`tls::Acceptor` logs why one was refused).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -17,38 +20,32 @@ use super::{Hub, SessionKey};
 use crate::auth::{link_proof_ok, TokenKey};
 use crate::protocol::session::{codec, Frame, VERSION};
 use crate::telemetry::catalog;
+use crate::tls::accept::{accept_tcp, upgrade};
+use crate::tls::LinkTrust;
 
-/// Accept links until `shutdown`; each accepted link is welcomed with `tokens` — after it
-/// has proved `link_secret`, when there is one.
+/// Accept links until `shutdown`; each accepted link is welcomed with `tokens` — after its
+/// TLS handshake and its proof of the link secret, as `trust` asks.
 pub async fn serve(
     hub: Arc<Hub>,
     listener: TcpListener,
     tokens: TokenKey,
-    link_secret: Option<Arc<[u8]>>,
+    trust: LinkTrust,
     shutdown: CancellationToken,
 ) {
     let secret = Bytes::copy_from_slice(tokens.secret());
     loop {
-        tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tracing::debug!(%peer, "link accepted");
-                    tokio::spawn(run_link(
-                        hub.clone(),
-                        stream,
-                        secret.clone(),
-                        link_secret.clone(),
-                        shutdown.clone(),
-                    ));
-                }
-                Err(e) => {
-                    // Out of descriptors and the like: wait a little rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-        }
+            accepted = accept_tcp(&listener) => accepted,
+        };
+        tracing::debug!(%peer, "link accepted");
+        tokio::spawn(run_link(
+            hub.clone(),
+            (tcp, peer),
+            secret.clone(),
+            trust.clone(),
+            shutdown.clone(),
+        ));
     }
 }
 
@@ -57,12 +54,15 @@ const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn run_link(
     hub: Arc<Hub>,
-    stream: TcpStream,
+    (tcp, peer): (TcpStream, SocketAddr),
     secret: Bytes,
-    link_secret: Option<Arc<[u8]>>,
+    trust: LinkTrust,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
+    let Some(stream) = upgrade(trust.acceptor(), tcp, peer).await else {
+        metrics::counter!(catalog::LINKS_REFUSED.name).increment(1);
+        return;
+    };
     let (mut sink, mut source) = Framed::new(stream, codec()).split();
     let name = match tokio::time::timeout(HANDSHAKE, source.next()).await {
         Ok(Some(Ok(body))) => match Frame::decode(body.freeze()) {
@@ -77,7 +77,7 @@ async fn run_link(
         },
         _ => return,
     };
-    if let Some(link_secret) = link_secret {
+    if let Some(link_secret) = trust.secret() {
         let nonce: [u8; 32] = rand::random();
         let challenge = Frame::Challenge {
             nonce: Bytes::copy_from_slice(&nonce),
@@ -88,7 +88,7 @@ async fn run_link(
         let proved = match tokio::time::timeout(HANDSHAKE, source.next()).await {
             Ok(Some(Ok(body))) => matches!(
                 Frame::decode(body.freeze()),
-                Ok(Frame::Proof { mac }) if link_proof_ok(&link_secret, &nonce, &name, &mac)
+                Ok(Frame::Proof { mac }) if link_proof_ok(link_secret, &nonce, &name, &mac)
             ),
             _ => false,
         };

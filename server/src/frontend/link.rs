@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 use super::FrontEnd;
 use crate::auth::{link_proof, TokenKey};
 use crate::protocol::session::{codec, Frame, VERSION};
+use crate::tls::connect::upgrade;
+use crate::tls::Stream;
 
 /// Frames queued toward the chat server (room for every session of a front end to be
 /// moved here at once).
@@ -38,10 +40,22 @@ pub async fn supervise(
     let mut delay = Duration::from_millis(50);
     while !shutdown.is_cancelled() {
         match TcpStream::connect(addr).await {
-            Ok(stream) => {
-                delay = Duration::from_millis(50);
-                run(&fe, index, stream, &shutdown).await;
-                fe.move_sessions(index, false);
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                match upgrade(fe.trust.connector(), tcp).await {
+                    Ok(stream) => {
+                        // Back off from a server that refuses this front end (its
+                        // certificate or secret) as from one that is down.
+                        if run(&fe, index, stream, &shutdown).await {
+                            delay = Duration::from_millis(50);
+                        }
+                        fe.move_sessions(index, false);
+                    }
+                    Err(e) => tracing::warn!(
+                        %addr,
+                        "link to chat server refused: TLS handshake failed: {e}; retrying"
+                    ),
+                }
             }
             Err(e) => tracing::warn!(%addr, error = %e, "chat server unreachable; retrying"),
         }
@@ -53,21 +67,38 @@ pub async fn supervise(
     }
 }
 
-async fn run(fe: &Arc<FrontEnd>, index: usize, stream: TcpStream, shutdown: &CancellationToken) {
-    let _ = stream.set_nodelay(true);
+/// Run one link on `stream` until it ends; true when it came up (`Welcome`).
+async fn run(
+    fe: &Arc<FrontEnd>,
+    index: usize,
+    stream: Stream,
+    shutdown: &CancellationToken,
+) -> bool {
     let (mut sink, mut source) = Framed::new(stream, codec()).split();
     let hello = Frame::Hello {
         version: VERSION,
         name: fe.name.clone(),
     };
     if sink.send(hello.to_bytes()).await.is_err() {
-        return;
+        return false;
     }
     // `Welcome`, or first `Challenge` (a chat server with a link secret), then `Welcome`.
     loop {
         let frame = match source.next().await {
             Some(Ok(body)) => Frame::decode(body.freeze()),
-            _ => return,
+            // With link TLS, a chat server that refuses this front end's certificate says
+            // so only now, after the client side of the handshake has finished.
+            Some(Err(e)) => {
+                tracing::warn!(
+                    link = index,
+                    "link to chat server closed before Welcome: {e}"
+                );
+                return false;
+            }
+            None => {
+                tracing::warn!(link = index, "link to chat server closed before Welcome");
+                return false;
+            }
         };
         match frame {
             Ok(Frame::Welcome { secret }) => {
@@ -75,22 +106,22 @@ async fn run(fe: &Arc<FrontEnd>, index: usize, stream: TcpStream, shutdown: &Can
                 break;
             }
             Ok(Frame::Challenge { nonce }) => {
-                let Some(link_secret) = &fe.link_secret else {
+                let Some(link_secret) = fe.trust.secret() else {
                     tracing::error!(
                         link = index,
                         "the chat server asks for the link secret: set link_secret (--link-secret)"
                     );
-                    return;
+                    return false;
                 };
-                let mac = link_proof(link_secret.as_bytes(), &nonce, &fe.name);
+                let mac = link_proof(link_secret, &nonce, &fe.name);
                 let proof = Frame::Proof { mac: mac.into() };
                 if sink.send(proof.to_bytes()).await.is_err() {
-                    return;
+                    return false;
                 }
             }
             other => {
                 tracing::warn!(?other, "chat server did not answer Hello with Welcome");
-                return;
+                return false;
             }
         }
     }
@@ -143,4 +174,5 @@ async fn run(fe: &Arc<FrontEnd>, index: usize, stream: TcpStream, shutdown: &Can
     }
     fe.set_link(index, None);
     tracing::warn!(link = index, "link to chat server down");
+    true
 }

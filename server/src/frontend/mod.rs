@@ -86,8 +86,8 @@ pub struct FrontEnd {
     pub file_store: Option<file_store::FileStore>,
     /// Web-service calls per user (rate limit).
     web_rate: rate::PerUser,
-    /// The pool's link secret, proved to chat servers that ask (`Challenge`).
-    pub link_secret: Option<String>,
+    /// The link secret, proved to chat servers that ask (`Challenge`), and link TLS.
+    pub trust: crate::tls::LinkTrust,
 }
 
 impl FrontEnd {
@@ -105,13 +105,13 @@ impl FrontEnd {
             connections: AtomicUsize::new(0),
             file_store: None,
             web_rate: rate::PerUser::default(),
-            link_secret: None,
+            trust: crate::tls::LinkTrust::default(),
         }
     }
 
-    /// Prove `secret` to chat servers that ask for the link secret.
-    pub fn with_link_secret(mut self, secret: Option<String>) -> Self {
-        self.link_secret = secret;
+    /// Link to chat servers as `trust` says (link TLS, the secret to prove).
+    pub fn with_link_trust(mut self, trust: crate::tls::LinkTrust) -> Self {
+        self.trust = trust;
         self
     }
 

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::handshake::{self, Conn, HandshakeError};
 use super::Pool;
 use crate::protocol::pool::{AdminRequest, PoolFrame, ADMIN};
+use crate::tls::LinkTrust;
 
 /// Why an administration request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -35,13 +36,11 @@ pub enum AdminError {
 /// Ask the chat server at `addr` (its pool port) one thing; its JSON answer.
 pub async fn request(
     addr: SocketAddr,
-    secret: Option<&[u8]>,
+    trust: &LinkTrust,
     req: &AdminRequest,
 ) -> Result<Value, AdminError> {
     let connect = |source| AdminError::Connect { addr, source };
-    let (mut conn, server) = handshake::dial(addr, ADMIN, secret)
-        .await
-        .map_err(connect)?;
+    let (mut conn, server) = handshake::dial(addr, ADMIN, trust).await.map_err(connect)?;
     handshake::send(&mut conn, &PoolFrame::Admin(req.clone()))
         .await
         .map_err(connect)?;

@@ -20,7 +20,7 @@ pub async fn keep(pool: Arc<Pool>, peer: String, addr: SocketAddr, shutdown: Can
     let mut delay = Duration::from_millis(50);
     let mut warned = false;
     while !shutdown.is_cancelled() {
-        match handshake::dial(addr, pool.name(), pool.secret()).await {
+        match handshake::dial(addr, pool.name(), pool.trust()).await {
             Ok((conn, answered)) if answered == peer => {
                 delay = Duration::from_millis(50);
                 warned = false;

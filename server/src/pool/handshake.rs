@@ -1,6 +1,9 @@
 //! Opening a pool connection (port 8011), both sides: `Hello` with the dialer's name,
 //! `Challenge`/`Proof` when the pool has a link secret, then `Welcome` with the answering
 //! server's name. The same exchange for chat servers and for `chatcap pool` (name `admin`).
+//! With link TLS it all runs inside a mutual TLS connection: the dialler checks the
+//! server's certificate against the link CA and the address dialled, the server the
+//! dialler's against the link CA.
 
 use std::time::Duration;
 
@@ -12,9 +15,11 @@ use tokio_util::codec::Framed;
 use crate::auth::{link_proof, link_proof_ok};
 use crate::protocol::pool::{PoolFrame, VERSION};
 use crate::protocol::session::codec;
+use crate::tls::connect::upgrade;
+use crate::tls::{LinkTrust, Stream};
 
 /// A pool connection, framed.
-pub type Conn = Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>;
+pub type Conn = Framed<Stream, tokio_util::codec::LengthDelimitedCodec>;
 
 /// How long each side of the handshake may take.
 pub const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -31,6 +36,9 @@ pub enum HandshakeError {
     /// The other side broke the protocol or speaks another version.
     #[error("{0}")]
     Protocol(String),
+    /// The TLS handshake failed (the server's certificate, or ours, was refused).
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
     /// The link secret was missing or wrong.
     #[error("{0}")]
     Refused(String),
@@ -56,12 +64,17 @@ pub async fn send(conn: &mut Conn, frame: &PoolFrame) -> Result<(), HandshakeErr
 pub async fn dial(
     addr: std::net::SocketAddr,
     name: &str,
-    secret: Option<&[u8]>,
+    trust: &LinkTrust,
 ) -> Result<(Conn, String), HandshakeError> {
-    let stream = tokio::time::timeout(HANDSHAKE, TcpStream::connect(addr))
+    let secret = trust.secret();
+    let tcp = tokio::time::timeout(HANDSHAKE, TcpStream::connect(addr))
         .await
         .map_err(|_| HandshakeError::Timeout)??;
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let stream = tokio::time::timeout(HANDSHAKE, upgrade(trust.connector(), tcp))
+        .await
+        .map_err(|_| HandshakeError::Timeout)?
+        .map_err(HandshakeError::Tls)?;
     let mut conn = Framed::new(stream, codec());
     let hello = PoolFrame::Hello {
         version: VERSION,

@@ -24,30 +24,30 @@ use crate::protocol::pool::{PoolFrame, ADMIN};
 use crate::protocol::session::codec;
 use crate::protocol::PresenceState;
 use crate::telemetry::catalog;
+use crate::tls::accept::{accept_tcp, upgrade};
 
 /// Accept pool connections until `shutdown`.
 pub async fn serve(pool: Arc<Pool>, listener: TcpListener, shutdown: CancellationToken) {
     loop {
-        tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    tracing::debug!(%peer, "pool connection accepted");
-                    let conn = Framed::new(stream, codec());
-                    tokio::spawn(connection(pool.clone(), conn, shutdown.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "pool accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-        }
+            accepted = accept_tcp(&listener) => accepted,
+        };
+        tracing::debug!(%peer, "pool connection accepted");
+        let pool = pool.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let Some(stream) = upgrade(pool.trust().acceptor(), tcp, peer).await else {
+                metrics::counter!(catalog::POOL_LINKS_REFUSED.name).increment(1);
+                return;
+            };
+            connection(pool, Framed::new(stream, codec()), shutdown).await
+        });
     }
 }
 
 async fn connection(pool: Arc<Pool>, mut conn: Conn, shutdown: CancellationToken) {
-    let name = match handshake::accept(&mut conn, pool.name(), pool.secret()).await {
+    let name = match handshake::accept(&mut conn, pool.name(), pool.trust().secret()).await {
         Ok(name) => name,
         Err(e) => {
             metrics::counter!(catalog::POOL_LINKS_REFUSED.name).increment(1);

@@ -44,7 +44,7 @@ pub struct Pool {
     /// The database for leases, on connections of its own: a renewal never waits behind
     /// the chat's queries.
     leases: crate::store::Store,
-    secret: Option<Arc<[u8]>>,
+    trust: crate::tls::LinkTrust,
     lease: Mutex<lease::LeaseState>,
     /// The live connection from each other server: its stop token and a lock held for
     /// its whole life (a new connection from the same server waits for the old one to
@@ -59,13 +59,13 @@ impl Pool {
         settings: PoolSettings,
         hub: Arc<Hub>,
         leases: crate::store::Store,
-        secret: Option<Arc<[u8]>>,
+        trust: crate::tls::LinkTrust,
     ) -> Self {
         Self {
             settings,
             hub,
             leases,
-            secret,
+            trust,
             lease: Mutex::new(lease::LeaseState::default()),
             inbound: Mutex::new(HashMap::new()),
             outbound: Mutex::new(HashSet::new()),
@@ -83,8 +83,8 @@ impl Pool {
             .chain(self.settings.peers.iter().map(|(n, _)| n.as_str()))
     }
 
-    fn secret(&self) -> Option<&[u8]> {
-        self.secret.as_deref()
+    fn trust(&self) -> &crate::tls::LinkTrust {
+        &self.trust
     }
 }
 
@@ -127,12 +127,12 @@ pub fn start(
     leases: crate::store::Store,
     settings: PoolSettings,
     listener: TcpListener,
-    secret: Option<Arc<[u8]>>,
+    trust: crate::tls::LinkTrust,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Arc<Pool> {
     hub.set_serving(false, false);
-    let pool = Arc::new(Pool::new(settings, hub, leases, secret));
+    let pool = Arc::new(Pool::new(settings, hub, leases, trust));
     tasks.spawn(lease::keep(pool.clone(), shutdown.clone()));
     for (name, addr) in pool.settings.peers.clone() {
         tasks.spawn(dial::keep(pool.clone(), name, addr, shutdown.clone()));

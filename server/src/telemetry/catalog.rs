@@ -124,7 +124,9 @@ families! {
     LINKS_DROPPED: Counter Count Chat None "chatcap_links_dropped_total"
         "Front-end links dropped because their queue was full.";
     LINKS_REFUSED: Counter Count Chat None "chatcap_links_refused_total"
-        "Front-end links refused (no valid proof of the link secret).";
+        "Front-end links refused (failed TLS handshake, or no valid proof of the link secret).";
+    TLS_REFUSED: Counter Count Both None "chatcap_tls_refused_total"
+        "TLS handshakes that failed or timed out (client port and links).";
     ACCEPTING: Gauge Count Chat None "chatcap_accepting"
         "1 while the chat server takes new sessions.";
     SESSIONS_RESUMED: Counter Count Chat None "chatcap_sessions_resumed_total"

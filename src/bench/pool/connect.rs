@@ -55,7 +55,7 @@ pub async fn connect_placed(
     loop {
         attempt += 1;
         let clients = connect_all(urls, users).await?;
-        let seen = control::await_sessions(t, expected, COUNT_TIMEOUT).await;
+        let seen = control::await_sessions(t, expected, COUNT_TIMEOUT).await?;
         let sessions: Vec<ServerSessions> = seen
             .into_iter()
             .zip(expected)
@@ -75,6 +75,6 @@ pub async fn connect_placed(
         }
         eprintln!("bench pool: sessions not where planned (attempt {attempt}); reconnecting");
         drop(clients);
-        control::await_idle(t).await;
+        control::await_idle(t).await?;
     }
 }

@@ -18,13 +18,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Between two status polls.
 const POLL: Duration = Duration::from_millis(100);
 
-fn secret(t: &Topology) -> Option<&[u8]> {
-    t.link_secret.as_deref().map(str::as_bytes)
-}
-
 /// Each chat server's status answer, in topology order.
-pub async fn statuses(t: &Topology) -> Vec<(String, Result<Value, AdminError>)> {
-    crate::pool::status_all(t).await
+pub async fn statuses(t: &Topology) -> anyhow::Result<Vec<(String, Result<Value, AdminError>)>> {
+    Ok(crate::pool::status_all(t, &crate::pool::trust(t)?).await)
 }
 
 /// Make `servers` the pool's active chat servers and wait until each of them is active and
@@ -36,7 +32,7 @@ pub async fn set_active(t: &Topology, servers: &[String]) -> anyhow::Result<()> 
     // Any reachable server of the pool writes the new list (as `chatcap pool set-active`).
     let mut written = None;
     for s in &t.chat_servers {
-        match request(s.pool_addr(), secret(t), &req).await {
+        match request(s.pool_addr(), &crate::pool::trust(t)?, &req).await {
             Ok(_) => {
                 written = Some(());
                 break;
@@ -48,7 +44,7 @@ pub async fn set_active(t: &Topology, servers: &[String]) -> anyhow::Result<()> 
     written.context("no chat server of the pool answered set-active")?;
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
-        let answers = statuses(t).await;
+        let answers = statuses(t).await?;
         let pending = unsettled(&answers, servers);
         if pending.is_empty() {
             return Ok(());
@@ -97,9 +93,9 @@ pub fn unsettled(
 }
 
 /// Sessions on each chat server (`None` when it did not answer), in topology order.
-pub async fn sessions(t: &Topology) -> Vec<(String, Option<u64>)> {
-    statuses(t)
-        .await
+pub async fn sessions(t: &Topology) -> anyhow::Result<Vec<(String, Option<u64>)>> {
+    Ok(statuses(t)
+        .await?
         .into_iter()
         .map(|(name, a)| {
             let n = a
@@ -107,7 +103,7 @@ pub async fn sessions(t: &Topology) -> Vec<(String, Option<u64>)> {
                 .and_then(|v| v.get("sessions").and_then(Value::as_u64));
             (name, n)
         })
-        .collect()
+        .collect())
 }
 
 /// Poll the session counts until they equal `expected` (topology order) or `timeout`
@@ -116,14 +112,14 @@ pub async fn await_sessions(
     t: &Topology,
     expected: &[u64],
     timeout: Duration,
-) -> Vec<(String, Option<u64>)> {
+) -> anyhow::Result<Vec<(String, Option<u64>)>> {
     let deadline = Instant::now() + timeout;
     loop {
-        let now = sessions(t).await;
+        let now = sessions(t).await?;
         let matches = now.len() == expected.len()
             && now.iter().zip(expected).all(|((_, n), e)| *n == Some(*e));
         if matches || Instant::now() >= deadline {
-            return now;
+            return Ok(now);
         }
         tokio::time::sleep(POLL).await;
     }
@@ -131,10 +127,10 @@ pub async fn await_sessions(
 
 /// Wait until no chat server holds a session (the clients of the previous phase are gone);
 /// false when some still did after the timeout.
-pub async fn await_idle(t: &Topology) -> bool {
+pub async fn await_idle(t: &Topology) -> anyhow::Result<bool> {
     let zeros = vec![0; t.chat_servers.len()];
-    let now = await_sessions(t, &zeros, IDLE_TIMEOUT).await;
-    now.iter().all(|(_, n)| *n == Some(0))
+    let now = await_sessions(t, &zeros, IDLE_TIMEOUT).await?;
+    Ok(now.iter().all(|(_, n)| *n == Some(0)))
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ pub async fn measure(
     let mut notes = Vec::new();
     let active = first_actives(t, t.actives().count());
     control::set_active(t, &active).await?;
-    if !control::await_idle(t).await {
+    if !control::await_idle(t).await? {
         notes.push("delivery: sessions of the previous phase were still open".into());
     }
     let slots = pair_slots(plan.pairs, active.len(), t.front_ends.len());

@@ -65,7 +65,7 @@ pub async fn measure(
     let mut notes = Vec::new();
     let active = first_actives(t, k);
     control::set_active(t, &active).await?;
-    if !control::await_idle(t).await {
+    if !control::await_idle(t).await? {
         notes.push(format!(
             "{k} active: sessions of the previous phase were still open"
         ));

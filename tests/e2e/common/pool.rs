@@ -14,6 +14,7 @@ use chatcap::client::Client;
 use chatcap::pool::launch::{Launched, Options, PoolDatabase};
 use chatcap_server::pool::admin::request;
 use chatcap_server::protocol::pool::AdminRequest;
+use chatcap_server::tls::LinkTrust;
 use chatcap_server::topology::Topology;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
@@ -33,6 +34,8 @@ pub struct TestPool {
     pub topology: Topology,
     /// Users are created here (`chatcap user add` on the pool's database).
     pub data: Data,
+    /// How `chatcap pool` reaches the servers (the link secret, link TLS).
+    pub trust: LinkTrust,
 }
 
 /// Whether pool tests can run here (they need PostgreSQL); panics when they must.
@@ -135,10 +138,12 @@ impl TestPool {
         )
         .await
         .unwrap_or_else(|e| panic!("the pool did not start: {e:#}"));
+        let trust = chatcap::pool::trust(&topology).expect("the pool's link trust");
         TestPool {
             launched,
             topology,
             data,
+            trust,
         }
     }
 
@@ -155,19 +160,15 @@ impl TestPool {
     /// `chat_server`'s status, as `chatcap pool status` gets it.
     pub async fn status(&self, server: &str) -> Option<Value> {
         let s = self.topology.server(server)?;
-        request(
-            s.pool_addr(),
-            Some(SECRET.as_bytes()),
-            &AdminRequest::Status,
-        )
-        .await
-        .ok()
+        request(s.pool_addr(), &self.trust, &AdminRequest::Status)
+            .await
+            .ok()
     }
 
     /// Ask `server` something over the pool port.
     pub async fn admin(&self, server: &str, req: AdminRequest) -> Result<Value, String> {
         let s = self.topology.server(server).expect("a server of the pool");
-        request(s.pool_addr(), Some(SECRET.as_bytes()), &req)
+        request(s.pool_addr(), &self.trust, &req)
             .await
             .map_err(|e| e.to_string())
     }
