@@ -321,7 +321,7 @@ async fn scrape_at(metrics: Vec<SocketAddr>, t0: Instant, t1: Instant) -> Option
 
 /// [posts sum, commit count, seconds sum] of the commit summaries.
 async fn commit_totals(http: SocketAddr) -> Option<[f64; 3]> {
-    let body = super::frontend::probe::scrape(http).await?;
+    let body = super::frontend::probe::scrape(http, None).await?;
     let value = |name: &str| {
         body.lines()
             .find(|l| l.split_whitespace().next() == Some(name))

@@ -19,8 +19,10 @@ pub const MAX_US: u64 = 60_000_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
-    /// TCP + WebSocket handshake.
+    /// TCP + TLS (on `wss://`) + WebSocket handshake.
     Connect,
+    /// The TLS handshake alone (`wss://` targets; part of `connect`).
+    TlsHandshake,
     /// `sign_in` request → reply.
     SignIn,
     /// Batch join of all the user's rooms (with history).
@@ -50,8 +52,9 @@ pub enum Metric {
 }
 
 /// All metrics, in report order.
-pub const ALL: [Metric; 14] = [
+pub const ALL: [Metric; 15] = [
     Metric::Connect,
+    Metric::TlsHandshake,
     Metric::SignIn,
     Metric::Join,
     Metric::History,
@@ -72,6 +75,7 @@ impl Metric {
     pub fn name(self) -> &'static str {
         match self {
             Metric::Connect => "connect",
+            Metric::TlsHandshake => "tls_handshake",
             Metric::SignIn => "sign_in",
             Metric::Join => "join",
             Metric::History => "history",

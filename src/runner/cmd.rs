@@ -49,6 +49,9 @@ pub struct RunArgs {
     /// over them), instead of the scenario's target.
     #[arg(long, value_delimiter = ',')]
     pub attach: Vec<String>,
+    /// With --attach wss://…: the CA (PEM) that signed the target's certificate.
+    #[arg(long, value_name = "PEM", requires = "attach")]
+    pub attach_ca: Option<PathBuf>,
     /// Simulated users file (written by the parent run as population.json).
     #[arg(long)]
     pub population: Option<PathBuf>,
@@ -92,6 +95,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         shard: args.shard,
         start_at_ms: args.start_at,
         attach: args.attach,
+        attach_ca: args.attach_ca,
         population: args.population,
         shards: args.shards,
         server_config: args.server_config,

@@ -1,24 +1,23 @@
-//! Opening one virtual user's connection: TCP from a spread source address, the
-//! WebSocket handshake with small buffers, sign-in, batch join with history, and the
-//! presence subscription. Records connect, sign-in and join (or reconnect) times.
+//! Opening one virtual user's connection: TCP from a spread source address, TLS on
+//! `wss://` targets, the WebSocket handshake with small buffers, sign-in, batch join with
+//! history, and the presence subscription. Records connect (and its TLS handshake),
+//! sign-in and join (or reconnect) times.
 
 use std::time::Duration;
 
 use chatcap_server::protocol::reply::{BjoinResult, ServerMsg};
 use chatcap_server::protocol::{Message, Op, Push, Request};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::WebSocketStream;
 
 use super::track::Tracker;
 use super::{Shared, SimUser};
 use crate::metrics::{micros, Metric};
+use crate::wss::{OpenError, WsUrl};
 
 /// A virtual user's WebSocket.
-pub(super) type Ws = WebSocketStream<TcpStream>;
+pub(super) use crate::wss::Ws;
 
 /// Send one request; false when the socket is gone.
 pub(super) async fn send(ws: &mut Ws, id: u64, op: Op) -> bool {
@@ -69,17 +68,24 @@ pub(super) async fn setup(
         .await
         .map_err(|_| "timeout")?
         .map_err(|_| "connect_failed")?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(crate::client::SOCKET_BUFFER)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20);
-    let (mut ws, _) = tokio::time::timeout(
+    // Target URLs were checked when the run began.
+    let url = WsUrl::parse(url).map_err(|_| "handshake_failed")?;
+    let opened = tokio::time::timeout(
         timeout,
-        tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config)),
+        crate::wss::open_on(
+            &url,
+            stream,
+            shared.tls.as_ref(),
+            crate::wss::config(1 << 20),
+        ),
     )
     .await
     .map_err(|_| "timeout")?
-    .map_err(|_| "handshake_failed")?;
+    .map_err(|e| match e {
+        OpenError::Tls(_) | OpenError::NoTrust(_) => "tls_failed",
+        _ => "handshake_failed",
+    })?;
+    let (mut ws, tls_time) = (opened.ws, opened.tls);
     let t1 = Instant::now();
     let mut held = Vec::new();
     if !send(
@@ -140,6 +146,9 @@ pub(super) async fn setup(
         Some(intended) => rec.ok(Metric::Reconnect, micros(t3 - t0), micros(t3 - intended)),
         None => {
             rec.ok(Metric::Connect, micros(t1 - t0), micros(t1 - t0));
+            if url.tls {
+                rec.ok(Metric::TlsHandshake, micros(tls_time), micros(tls_time));
+            }
             rec.ok(Metric::SignIn, micros(t2 - t1), micros(t2 - t1));
             rec.ok(Metric::Join, micros(t3 - t2), micros(t3 - t2));
         }

@@ -93,7 +93,10 @@ pub async fn run(
     }
     let mut probes = vec![ProcessProbe::new("generator", std::process::id(), None)];
     probes.extend(watch.take_probes());
-    let shared = Arc::new(Shared::new(plan.clone(), target.endpoints(), SOURCE_SPREAD));
+    let shared = Arc::new(
+        Shared::new(plan.clone(), target.endpoints(), SOURCE_SPREAD)
+            .with_tls(target.tls.as_ref().map(|(_, c)| c.clone())),
+    );
     let collector =
         Collector::new(Some(&out.join("histograms.hlog"))).map_err(|source| RunError::Write {
             path: out.display().to_string(),
@@ -177,7 +180,8 @@ async fn reconcile(target: &Target, outcome: &Outcome) -> Option<super::reconcil
     if outcome.ledger.is_empty() {
         return None;
     }
-    match super::reconcile::check(&target.url, token, &outcome.ledger).await {
+    let trust = target.tls.as_ref().map(|(_, c)| c);
+    match super::reconcile::check(&target.url, trust, token, &outcome.ledger).await {
         Ok(r) => Some(r),
         Err(e) => {
             tracing::warn!(error = %e, "reconciliation failed");
@@ -208,7 +212,14 @@ async fn run_shard(
     }
     let users = super::shard::read_population(&population)
         .map_err(|e| RunError::Unsupported(e.to_string()))?;
-    let shared = Arc::new(Shared::new(plan.clone(), endpoints, SOURCE_SPREAD));
+    let tls = match &opts.attach_ca {
+        Some(ca) => Some(
+            chatcap_server::tls::trusting(ca)
+                .map_err(|e| RunError::Unsupported(format!("--attach-ca: {e}")))?,
+        ),
+        None => None,
+    };
+    let shared = Arc::new(Shared::new(plan.clone(), endpoints, SOURCE_SPREAD).with_tls(tls));
     let collector =
         Collector::new(Some(&out.join("histograms.hlog"))).map_err(|source| RunError::Write {
             path: out.display().to_string(),
@@ -301,7 +312,9 @@ async fn ready_target(
             bar.finish_and_clear();
             Ok(t)
         }
-        PlanTarget::Addresses { urls, tokens } => Ok(target::addresses(urls, tokens)?),
+        PlanTarget::Addresses { urls, tokens, ca } => {
+            Ok(target::addresses(urls, tokens, ca.as_deref())?)
+        }
         PlanTarget::Topology { path, tokens } => {
             let topology = chatcap_server::topology::Topology::load(path)
                 .map_err(|e| RunError::Unsupported(e.to_string()))?;
@@ -309,7 +322,7 @@ async fn ready_target(
                 Some(tokens) => {
                     let urls: Vec<String> =
                         topology.front_ends.iter().map(|f| f.ws_url()).collect();
-                    Ok(target::addresses(&urls, tokens)?)
+                    Ok(target::addresses(&urls, tokens, None)?)
                 }
                 None => {
                     let (bar, progress) = provision_progress(opts.quiet);

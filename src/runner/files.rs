@@ -28,6 +28,8 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 use tokio::time::Instant;
 
+use chatcap_server::tls::{Connector, Stream};
+
 use super::file_error::{malformed, FileOpError};
 use super::http::{exchange, Response, MAX_KEPT};
 use super::{Shared, SimUser};
@@ -50,6 +52,8 @@ pub struct Endpoint {
     pub source: Option<IpAddr>,
     /// The `Host` header.
     pub host: String,
+    /// `wss://` targets: the web services are `https://`, trusted through this.
+    pub tls: Option<Connector>,
     /// Bound on each operation, from connecting to the last byte.
     pub timeout: Duration,
 }
@@ -209,9 +213,16 @@ where
     let request = builder
         .body(body)
         .map_err(|e| malformed(format!("request: {e}")))?;
-    let stream = super::net::connect(at.addr, at.source)
+    let tcp = super::net::connect(at.addr, at.source)
         .await
         .map_err(FileOpError::Connect)?;
+    let stream = match &at.tls {
+        Some(connector) => connector
+            .connect_ip(at.addr.ip(), tcp)
+            .await
+            .map_err(FileOpError::Connect)?,
+        None => Stream::Plain(tcp),
+    };
     exchange(stream, request, MAX_KEPT).await
 }
 
@@ -302,6 +313,7 @@ pub(super) fn spawn(
         source: super::net::source_for(addr, index, shared.spread),
         host: host_of(url, addr),
         timeout: shared.plan.request_timeout,
+        tls: shared.tls.clone().filter(|_| url.starts_with("wss://")),
     };
     let n: u32 = rng.gen();
     let file =

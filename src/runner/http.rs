@@ -21,11 +21,11 @@ use std::error::Error as StdError;
 use std::io::ErrorKind;
 
 use bytes::Bytes;
+use chatcap_server::tls::Stream;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::file_error::{malformed, FileOpError};
 
@@ -68,7 +68,7 @@ impl Response {
 /// body. The caller sets every header (`Host`, `Connection: close`…): hyper's connection
 /// adds none but the body's framing.
 pub async fn exchange<B>(
-    stream: TcpStream,
+    stream: Stream,
     request: Request<B>,
     keep: usize,
 ) -> Result<Response, FileOpError>
@@ -167,7 +167,7 @@ mod tests {
 
     async fn parse(reply: &[u8], keep: usize) -> Result<Response, FileOpError> {
         let addr = serve(reply.to_vec()).await;
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        let stream = Stream::Plain(tokio::net::TcpStream::connect(addr).await.expect("connect"));
         let request = Request::get("/x")
             .header("host", addr.to_string())
             .header("connection", "close")

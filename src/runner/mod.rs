@@ -130,6 +130,8 @@ pub struct Shared {
     pub presence: bool,
     /// Cumulative weights for choosing an operation.
     choices: Vec<(f64, OpKind, Option<u16>)>,
+    /// `wss://` targets: whom to trust (WebSockets and the file web service).
+    pub tls: Option<chatcap_server::tls::Connector>,
 }
 
 impl Shared {
@@ -168,7 +170,14 @@ impl Shared {
             rate_per_sec,
             presence,
             choices,
+            tls: None,
         }
+    }
+
+    /// Trust `tls` toward `wss://` targets.
+    pub fn with_tls(mut self, tls: Option<chatcap_server::tls::Connector>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The front end connection `n` uses.

@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub start_at_ms: Option<u64>,
     /// The target's WebSocket URL, for shards (instead of the scenario's target).
     pub attach: Vec<String>,
+    /// The CA to trust toward `wss://` attach URLs, for shards.
+    pub attach_ca: Option<PathBuf>,
     /// The simulated users file, for shards.
     pub population: Option<PathBuf>,
     /// A `chatcap serve --config` file for the embedded server (settings, test hooks).

@@ -46,6 +46,8 @@ pub struct Launch<'a> {
     pub front_ends: u32,
     /// The hardware profile's limits every process starts inside, when the run has one.
     pub confine: Option<&'a Confinement>,
+    /// The client port's certificate and key, when clients connect over TLS.
+    pub certificate: Option<&'a chatcap_server::tls::issue::Files>,
 }
 
 /// The server processes of a run, in start order.
@@ -115,6 +117,12 @@ impl ServerProcesses {
         cmd.arg("serve");
         if let Some(cfg) = l.config {
             cmd.arg("--config").arg(cfg);
+        }
+        // The client port: a single box's or a front end's (a chat server has none).
+        let chat_only = args.windows(2).any(|w| w == ["--role", "chat"]);
+        if let Some(files) = l.certificate.filter(|_| !chat_only) {
+            cmd.arg("--tls-cert").arg(&files.cert);
+            cmd.arg("--tls-key").arg(&files.key);
         }
         cmd.arg("--data-dir")
             .arg(l.data_dir)

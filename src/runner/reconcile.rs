@@ -33,11 +33,12 @@ pub struct Reconciliation {
 /// Check `ledger` (room → acknowledged seqs) against history read with `admin_token`.
 pub async fn check(
     url: &str,
+    trust: Option<&chatcap_server::tls::Connector>,
     admin_token: &str,
     ledger: &HashMap<i64, Vec<i64>>,
 ) -> Result<Reconciliation, crate::client::ClientError> {
     let mut out = Reconciliation::default();
-    let mut client = Client::connect(url).await?;
+    let mut client = Client::connect_with(url, trust).await?;
     if client
         .call(Op::SignIn {
             token: admin_token.to_string(),

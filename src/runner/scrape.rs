@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chatcap_server::tls::{Connector, Stream};
 use futures_util::future::join_all;
 use http_body_util::Empty;
 use hyper::{header, Request};
@@ -32,12 +33,14 @@ const MAX_BODY: usize = 16 << 20;
 pub const UP: &str = "up";
 
 /// A process to scrape.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     /// Its name in the results (as in `resources.csv`).
     pub process: String,
     /// Where it serves `/metrics`.
     pub addr: SocketAddr,
+    /// `https://`: trusted through this (a single box whose client port is TLS).
+    pub tls: Option<Connector>,
 }
 
 /// Why one scrape failed.
@@ -71,10 +74,15 @@ pub struct ScrapeCounts {
     pub rows: u64,
 }
 
-/// `GET /metrics` of the process at `addr` (HTTP/1.1, `Connection: close`), parsed.
-pub async fn fetch(addr: SocketAddr) -> Result<Exposition, ScrapeError> {
+/// `GET /metrics` of the process at `addr` (HTTP/1.1, `Connection: close`; over TLS
+/// through `tls` when given), parsed.
+pub async fn fetch(addr: SocketAddr, tls: Option<&Connector>) -> Result<Exposition, ScrapeError> {
     let exchange = async {
-        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let stream = match tls {
+            Some(connector) => connector.connect_ip(addr.ip(), tcp).await?,
+            None => Stream::Plain(tcp),
+        };
         let request = Request::get("/metrics")
             .header(header::HOST, addr.to_string())
             .header(header::CONNECTION, "close")
@@ -162,7 +170,7 @@ async fn scrape_every_second(
 async fn round(endpoints: &[Endpoint], start: Instant, counts: &mut ScrapeCounts) -> Vec<Row> {
     // Milliseconds are plenty for a once-a-second series, and keep the file small.
     let t_s = (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-    let scrapes = join_all(endpoints.iter().map(|e| fetch(e.addr))).await;
+    let scrapes = join_all(endpoints.iter().map(|e| fetch(e.addr, e.tls.as_ref()))).await;
     let mut rows = Vec::new();
     for (e, scraped) in endpoints.iter().zip(scrapes) {
         let up = match scraped {
@@ -215,7 +223,7 @@ mod tests {
              e\r\n# TYPE x gauge\r\n4\r\n\nx 4\r\n1\r\n\n\r\n0\r\n\r\n",
         )
         .await;
-        let e = fetch(addr).await.expect("scraped");
+        let e = fetch(addr, None).await.expect("scraped");
         assert_eq!(e.samples.len(), 1);
         assert_eq!(e.samples[0].value, 4.0);
     }
@@ -223,13 +231,19 @@ mod tests {
     #[tokio::test]
     async fn failures_are_typed() {
         let addr = serve("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n").await;
-        assert!(matches!(fetch(addr).await, Err(ScrapeError::Status(503))));
+        assert!(matches!(
+            fetch(addr, None).await,
+            Err(ScrapeError::Status(503))
+        ));
         let addr = serve("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nx y\n").await;
-        assert!(matches!(fetch(addr).await, Err(ScrapeError::Parse(_))));
+        assert!(matches!(
+            fetch(addr, None).await,
+            Err(ScrapeError::Parse(_))
+        ));
         let gone = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = gone.local_addr().expect("addr");
         drop(gone);
-        assert!(matches!(fetch(addr).await, Err(ScrapeError::Io(_))));
+        assert!(matches!(fetch(addr, None).await, Err(ScrapeError::Io(_))));
     }
 
     #[tokio::test]
@@ -244,10 +258,12 @@ mod tests {
             Endpoint {
                 process: "server".into(),
                 addr: live,
+                tls: None,
             },
             Endpoint {
                 process: "chat-2".into(),
                 addr: dead,
+                tls: None,
             },
         ];
         let scraper = Scraper::start(&path, endpoints, Instant::now()).expect("start");

@@ -51,8 +51,12 @@ pub async fn run_local_shards(
         std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         let log = std::fs::File::create(dir.join("shard.log")).map_err(|e| io_err(&dir, e))?;
         let log2 = log.try_clone().map_err(|e| io_err(&dir, e))?;
-        let child = Command::new(&opts.server_binary)
-            .arg("run")
+        let mut cmd = Command::new(&opts.server_binary);
+        cmd.arg("run");
+        if let Some((ca, _)) = &target.tls {
+            cmd.arg("--attach-ca").arg(ca);
+        }
+        let child = cmd
             .arg(&opts.scenario_file)
             .args([
                 "--quiet",

@@ -25,6 +25,8 @@ use super::{SimRoom, SimUser};
 use crate::pool::launch::{self, Launched, PoolDatabase};
 use crate::profile::Confinement;
 use crate::scenario::plan::{Population, RunPlan, Target as PlanTarget};
+use crate::wss::WsUrl;
+use chatcap_server::tls::Connector;
 
 /// Where the target's database is, for its size over time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,17 +57,25 @@ pub struct Target {
     pub data_dir: Option<PathBuf>,
     /// The provisioning summary (embedded target).
     pub provisioned: Option<provision::Summary>,
+    /// `wss://` targets: the CA file clients trust (shards are given it too), and the
+    /// connector made from it.
+    pub tls: Option<(PathBuf, Connector)>,
 }
 
-/// The socket address of a `ws://host:port/path` URL (host must be an IP address).
+/// A connector trusting the CA in `ca`.
+fn trusting(ca: &Path) -> Result<(PathBuf, Connector), TargetError> {
+    let connector = chatcap_server::tls::trusting(ca)
+        .map_err(|e| TargetError::Unsupported(format!("TLS: {e}")))?;
+    Ok((ca.to_path_buf(), connector))
+}
+
+/// The socket address of a `ws://host:port/path` or `wss://…` URL (host must be an IP
+/// address).
 pub fn addr_of_url(url: &str) -> Result<SocketAddr, String> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("{url:?} is not a ws:// URL"))?;
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    hostport
-        .parse()
-        .map_err(|_| format!("{url:?}: {hostport:?} is not an IP address and port"))
+    let parsed = WsUrl::parse(url)?;
+    parsed
+        .addr()
+        .ok_or_else(|| format!("{url:?}: {:?} is not an IP address", parsed.host))
 }
 
 /// A free loopback port (bound then released).
@@ -154,9 +164,17 @@ pub async fn embedded(
         Ok(SocketAddr::from(([127, 0, 0, 1], p)))
     };
     let http = port()?;
-    let front_ends = match plan.target {
-        PlanTarget::Embedded { front_ends } => front_ends,
-        _ => 0,
+    let (front_ends, tls) = match plan.target {
+        PlanTarget::Embedded { front_ends, tls } => (front_ends, tls),
+        _ => (0, false),
+    };
+    // One certificate for every process on the client port, made before any starts.
+    let certificate = match tls {
+        true => Some(
+            chatcap_server::tls::issue::self_signed_for(&dir.join("tls"), &["127.0.0.1".into()])
+                .map_err(|e| TargetError::Unsupported(format!("TLS: {e}")))?,
+        ),
+        false => None,
     };
     let launch = Launch {
         binary,
@@ -169,11 +187,13 @@ pub async fn embedded(
         chat_http: port()?,
         front_ends,
         confine,
+        certificate: certificate.as_ref(),
     };
     let servers = ServerProcesses::start(&launch).await?;
+    let scheme = if tls { "wss" } else { "ws" };
     Ok(Target {
         addr: http,
-        url: format!("ws://{http}/ws"),
+        url: format!("{scheme}://{http}/ws"),
         more: Vec::new(),
         users: Arc::new(done.users),
         admin_token: done.admin_token,
@@ -181,6 +201,7 @@ pub async fn embedded(
         pool: None,
         data_dir: Some(dir.to_path_buf()),
         provisioned: Some(done.summary),
+        tls: certificate.map(|c| trusting(&c.cert)).transpose()?,
     })
 }
 
@@ -237,6 +258,7 @@ pub async fn pool(
         pool: Some(launched),
         data_dir: None,
         provisioned: Some(done.summary),
+        tls: None,
     })
 }
 
@@ -310,7 +332,7 @@ async fn healthz(addr: SocketAddr) -> bool {
 
 /// A running server or pool: the users (tokens CSV) and their rooms (the manifest that
 /// `chatcap provision` wrote beside it, `population.json`), spread over `urls`.
-pub fn addresses(urls: &[String], tokens: &Path) -> Result<Target, TargetError> {
+pub fn addresses(urls: &[String], tokens: &Path, ca: Option<&Path>) -> Result<Target, TargetError> {
     let bad = |what: String| TargetError::Unsupported(what);
     let mut endpoints = Vec::new();
     for url in urls {
@@ -376,6 +398,7 @@ pub fn addresses(urls: &[String], tokens: &Path) -> Result<Target, TargetError> 
         pool: None,
         data_dir: None,
         provisioned: None,
+        tls: ca.map(trusting).transpose()?,
     })
 }
 
@@ -406,7 +429,16 @@ impl Target {
         }
         addrs
             .into_iter()
-            .map(|(process, addr)| Endpoint { process, addr })
+            .map(|(process, addr)| Endpoint {
+                process,
+                addr,
+                // A single box serves `/metrics` on its client port.
+                tls: self
+                    .tls
+                    .as_ref()
+                    .filter(|_| addr == self.addr)
+                    .map(|(_, c)| c.clone()),
+            })
             .collect()
     }
 

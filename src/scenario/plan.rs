@@ -15,6 +15,8 @@ pub enum Target {
     Embedded {
         /// Front-end processes (0: chat server and front end in one process).
         front_ends: u32,
+        /// Clients connect over TLS (`wss://`), to a certificate made for the run.
+        tls: bool,
     },
     /// A running server or pool: client WebSocket URLs (users are spread over them) and
     /// the tokens file written by `chatcap provision` for the same population.
@@ -23,6 +25,8 @@ pub enum Target {
         urls: Vec<String>,
         /// CSV `id,name,token` of the provisioned users.
         tokens: std::path::PathBuf,
+        /// The CA that signed the servers' certificates (`wss://` URLs).
+        ca: Option<std::path::PathBuf>,
     },
     /// A pool described by a topology file: started by the run (as `chatcap pool up`
     /// does), or — with `tokens` — a running pool the run attaches to.

@@ -66,6 +66,10 @@ pub struct RawTarget {
     pub path: Option<PathBuf>,
     /// `embedded`: front-end processes in front of the chat server (0 = a single box).
     pub front_ends: Option<u32>,
+    /// `embedded`: serve clients over TLS (`wss://`) with a certificate made for the run.
+    pub tls: Option<bool>,
+    /// `addresses`: the CA (PEM) that signed the servers' certificates, for `wss://` URLs.
+    pub ca: Option<PathBuf>,
 }
 
 /// The kinds of target.

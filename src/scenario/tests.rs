@@ -353,20 +353,43 @@ fn targets_and_workloads() {
     let p = plan(load);
     assert_eq!(
         (p.target, p.workload),
-        (Target::Embedded { front_ends: 0 }, Workload::Open)
+        (
+            Target::Embedded {
+                front_ends: 0,
+                tls: false
+            },
+            Workload::Open
+        )
     );
     let p = plan(&format!("[target]\nkind = \"addresses\"\nurls = [\"ws://10.0.0.1:8080/ws\"]\ntokens = \"tok.csv\"\n[workload]\nmodel = \"closed\"\nthink_time = \"30s\"\n{load}"));
     assert_eq!(
         p.target,
         Target::Addresses {
             urls: vec!["ws://10.0.0.1:8080/ws".into()],
-            tokens: PathBuf::from("scenarios/tok.csv")
+            tokens: PathBuf::from("scenarios/tok.csv"),
+            ca: None,
         }
     );
     assert_eq!(
         p.workload,
         Workload::Closed {
             think_time: Duration::from_secs(30)
+        }
+    );
+    let err = parse(&format!("{HEAD}[target]\nkind = \"addresses\"\nurls = [\"wss://10.0.0.1:8443/ws\"]\ntokens = \"tok.csv\"\n{load}"))
+        .expect_err("wss without a CA");
+    assert_eq!(err.problems()[0].field, "target.urls");
+    assert!(err.problems()[0].message.contains("ca = "), "{err}");
+    let p = plan(&format!("[target]\nkind = \"addresses\"\nurls = [\"wss://10.0.0.1:8443/ws\"]\ntokens = \"tok.csv\"\nca = \"ca.pem\"\n{load}"));
+    assert!(
+        matches!(p.target, Target::Addresses { ca: Some(ref c), .. } if c == &PathBuf::from("scenarios/ca.pem"))
+    );
+    let p = plan(&format!("[target]\ntls = true\n{load}"));
+    assert_eq!(
+        p.target,
+        Target::Embedded {
+            front_ends: 0,
+            tls: true
         }
     );
     let p = plan(&format!(
@@ -527,7 +550,13 @@ fn shipped_lync_scenarios_reproduce_the_model() {
     let server = Scenario::load(scenarios_dir().join("lync2013-server.toml")).expect("server");
     assert_eq!(server.peak_users(), 20_000);
     let quick = Scenario::load(scenarios_dir().join("quickstart.toml")).expect("quickstart");
-    assert_eq!(quick.target, Target::Embedded { front_ends: 0 });
+    assert_eq!(
+        quick.target,
+        Target::Embedded {
+            front_ends: 0,
+            tls: false
+        }
+    );
     assert!(
         quick.duration() <= Duration::from_secs(120),
         "quickstart takes about a minute"

@@ -134,8 +134,8 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
         }
     };
     let allowed: &[&str] = match raw.kind {
-        TargetKind::Embedded => &["front_ends"],
-        TargetKind::Addresses => &["urls", "tokens"],
+        TargetKind::Embedded => &["front_ends", "tls"],
+        TargetKind::Addresses => &["urls", "tokens", "ca"],
         TargetKind::Topology => &["path", "tokens"],
     };
     let given = [
@@ -143,6 +143,8 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
         ("tokens", raw.tokens.is_some()),
         ("path", raw.path.is_some()),
         ("front_ends", raw.front_ends.is_some()),
+        ("tls", raw.tls.is_some()),
+        ("ca", raw.ca.is_some()),
     ];
     for (key, present) in given {
         if present && !allowed.contains(&key) {
@@ -161,7 +163,10 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
                     format!("must be 0–{MAX_FRONT_ENDS} (0: a single box), not {front_ends}"),
                 );
             }
-            Target::Embedded { front_ends }
+            Target::Embedded {
+                front_ends,
+                tls: raw.tls.unwrap_or(false),
+            }
         }
         TargetKind::Topology => match &raw.path {
             Some(p) => Target::Topology {
@@ -173,7 +178,10 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
                     &t.key("kind"),
                     "kind = \"topology\" needs path = \"<topology file>\"",
                 );
-                Target::Embedded { front_ends: 0 }
+                Target::Embedded {
+                    front_ends: 0,
+                    tls: false,
+                }
             }
         },
         TargetKind::Addresses => {
@@ -199,7 +207,14 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
                     "kind = \"addresses\" needs tokens = \"<tokens CSV from chatcap provision>\"",
                 );
             }
-            Target::Addresses { urls, tokens }
+            let ca = raw.ca.as_ref().map(resolve);
+            if ca.is_none() && urls.iter().any(|u| u.starts_with("wss://")) {
+                cx.err(
+                    &t.key("urls"),
+                    "wss:// URLs need ca = \"<PEM file of the CA that signed the servers' certificates>\"",
+                );
+            }
+            Target::Addresses { urls, tokens, ca }
         }
     }
 }

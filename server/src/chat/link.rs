@@ -39,6 +39,7 @@ pub async fn serve(
             accepted = accept_tcp(&listener) => accepted,
         };
         tracing::debug!(%peer, "link accepted");
+        let _ = tcp.set_nodelay(true);
         tokio::spawn(run_link(
             hub.clone(),
             (tcp, peer),

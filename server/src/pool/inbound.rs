@@ -34,6 +34,7 @@ pub async fn serve(pool: Arc<Pool>, listener: TcpListener, shutdown: Cancellatio
             accepted = accept_tcp(&listener) => accepted,
         };
         tracing::debug!(%peer, "pool connection accepted");
+        let _ = tcp.set_nodelay(true);
         let pool = pool.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {

@@ -55,14 +55,12 @@ impl Acceptor {
 }
 
 /// Accept one TCP connection on `listener`. Accept errors (out of descriptors…) are
-/// logged and retried after a short pause rather than spun on.
+/// logged and retried after a short pause rather than spun on. (Links set `TCP_NODELAY`
+/// themselves; client connections keep the kernel's default, as axum's listener does.)
 pub async fn accept_tcp(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                return (tcp, peer);
-            }
+            Ok(accepted) => return accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -17,6 +17,12 @@ pub struct Connector {
     inner: TlsConnector,
 }
 
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
+}
+
 impl Connector {
     /// A connector with `config`.
     pub fn new(config: Arc<ClientConfig>) -> Connector {

@@ -208,3 +208,6 @@ pub fn links(cfg: &TlsConfig) -> Result<Option<LinkTls>, TlsError> {
 pub fn trusting(ca: &Path) -> Result<Connector, TlsError> {
     Ok(Connector::new(client_config(pem::roots(ca)?, None)?))
 }
+
+#[cfg(test)]
+mod tests;

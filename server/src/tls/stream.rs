@@ -16,21 +16,6 @@ pub enum Stream {
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
 }
 
-impl Stream {
-    /// The TCP socket underneath.
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => s.get_ref().0,
-        }
-    }
-
-    /// True when TLS.
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
-    }
-}
-
 impl From<TcpStream> for Stream {
     fn from(s: TcpStream) -> Self {
         Stream::Plain(s)

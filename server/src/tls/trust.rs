@@ -42,13 +42,4 @@ impl LinkTrust {
     pub fn connector(&self) -> Option<&Connector> {
         self.tls.as_ref().map(|t| &t.connector)
     }
-
-    /// `mutual TLS` or `plaintext`, for ready lines and logs.
-    pub fn describe(&self) -> &'static str {
-        if self.tls.is_some() {
-            "mutual-tls"
-        } else {
-            "plaintext"
-        }
-    }
 }

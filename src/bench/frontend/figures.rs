@@ -17,6 +17,15 @@ pub struct FrontendReport {
     pub load_average_start: String,
     /// Load average when it ended.
     pub load_average_end: String,
+    /// One run per transport asked for (plaintext first).
+    pub runs: Vec<TransportRun>,
+}
+
+/// The figures with one transport.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransportRun {
+    /// Clients connected over TLS (`wss://`).
+    pub tls: bool,
     /// Memory per idle connection (absent when skipped).
     pub idle: Option<IdleFigures>,
     /// CPU per forwarded message (absent when skipped).
@@ -34,14 +43,93 @@ impl FrontendReport {
             self.load_average_start,
             self.load_average_end
         );
-        if let Some(idle) = &self.idle {
-            idle_table(&mut out, idle);
+        for run in &self.runs {
+            let transport = if run.tls {
+                "TLS (wss://)"
+            } else {
+                "plaintext (ws://)"
+            };
+            let _ = writeln!(out, "\n== Clients over {transport}");
+            if let Some(idle) = &run.idle {
+                idle_table(&mut out, idle);
+            }
+            if let Some(fwd) = &run.forward {
+                forward_table(&mut out, fwd);
+            }
         }
-        if let Some(fwd) = &self.forward {
-            forward_table(&mut out, fwd);
+        let idle = |tls: bool| {
+            self.runs
+                .iter()
+                .find(|r| r.tls == tls)
+                .and_then(|r| r.idle.as_ref())
+        };
+        if let (Some(plain), Some(tls)) = (idle(false), idle(true)) {
+            tls_table(&mut out, plain, tls);
         }
         out
     }
+}
+
+/// What TLS adds per connection, plaintext and TLS side by side.
+fn tls_table(out: &mut String, plain: &IdleFigures, tls: &IdleFigures) {
+    let _ = writeln!(
+        out,
+        "\nWhat a TLS session costs (plaintext → TLS, per connection)"
+    );
+    let side = |a: Option<f64>, b: Option<f64>, unit: &str| match (a, b) {
+        (Some(a), Some(b)) => format!("{a:.0} → {b:.0} {unit} (+{:.0})", b - a),
+        _ => "-".into(),
+    };
+    let us = |v: Option<u64>| v.map(|v| v as f64);
+    pairs(
+        out,
+        &[
+            (
+                "front end memory (RssAnon slope)",
+                side(
+                    plain.frontend_anon_per_connection,
+                    tls.frontend_anon_per_connection,
+                    "B",
+                ),
+            ),
+            (
+                "generator memory (RssAnon, last step)",
+                side(
+                    plain.generator_anon_per_step.last().copied(),
+                    tls.generator_anon_per_step.last().copied(),
+                    "B",
+                ),
+            ),
+            (
+                "front end CPU to open + sign in",
+                side(
+                    plain.frontend_cpu_us_per_connection,
+                    tls.frontend_cpu_us_per_connection,
+                    "µs",
+                ),
+            ),
+            (
+                "generator CPU to open + sign in",
+                side(
+                    plain.generator_cpu_us_per_connection,
+                    tls.generator_cpu_us_per_connection,
+                    "µs",
+                ),
+            ),
+            (
+                "open + sign in, p50",
+                side(us(plain.open_p50_us), us(tls.open_p50_us), "µs"),
+            ),
+            (
+                "TLS handshake, p50 / p99",
+                format!(
+                    "{} / {} µs",
+                    tls.tls_p50_us.map_or("-".into(), |v| v.to_string()),
+                    tls.tls_p99_us.map_or("-".into(), |v| v.to_string())
+                ),
+            ),
+        ],
+    );
 }
 
 fn idle_table(out: &mut String, idle: &IdleFigures) {
@@ -54,6 +142,7 @@ fn idle_table(out: &mut String, idle: &IdleFigures) {
         ("front end VmRSS", Vec::new()),
         ("front end RssAnon", Vec::new()),
         ("chat server VmRSS", Vec::new()),
+        ("generator RssAnon", Vec::new()),
         ("sessions: front end / chat", Vec::new()),
     ];
     for s in &idle.steps {
@@ -61,8 +150,9 @@ fn idle_table(out: &mut String, idle: &IdleFigures) {
         rows[1].1.push(format!("{:.1} MiB", mib(s.frontend.vm_rss)));
         rows[2].1.push(format!("{:.1} MiB", mib(s.frontend.anon)));
         rows[3].1.push(format!("{:.1} MiB", mib(s.chat.vm_rss)));
+        rows[4].1.push(format!("{:.1} MiB", mib(s.generator.anon)));
         let n = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
-        rows[4].1.push(format!(
+        rows[5].1.push(format!(
             "{} / {}",
             n(s.frontend_sessions),
             n(s.chat_sessions)
@@ -95,6 +185,36 @@ fn idle_table(out: &mut String, idle: &IdleFigures) {
                     "{} / {}",
                     bytes(idle.chat_anon_per_session),
                     bytes(idle.chat_rss_per_session)
+                ),
+            ),
+            (
+                "generator, per connection: RssAnon slope",
+                format!(
+                    "{} (each step: {} B)",
+                    bytes(idle.generator_anon_per_connection),
+                    idle.generator_anon_per_step
+                        .iter()
+                        .map(|b| format!("{b:.0}"))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                ),
+            ),
+            (
+                "CPU per connection opened and signed in: front end / generator",
+                format!(
+                    "{} / {} µs",
+                    idle.frontend_cpu_us_per_connection
+                        .map_or("-".into(), |v| format!("{v:.0}")),
+                    idle.generator_cpu_us_per_connection
+                        .map_or("-".into(), |v| format!("{v:.0}"))
+                ),
+            ),
+            (
+                "open + sign in, p50 / p99",
+                format!(
+                    "{} / {} µs",
+                    idle.open_p50_us.map_or("-".into(), |v| v.to_string()),
+                    idle.open_p99_us.map_or("-".into(), |v| v.to_string())
                 ),
             ),
         ],

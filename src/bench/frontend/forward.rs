@@ -128,10 +128,10 @@ impl Snapshot {
         let frontend_cpu = cpu_time(&procs.frontend.pid.to_string());
         let chat_cpu = cpu_time(&procs.chat.pid.to_string());
         let own_cpu = cpu_time("self");
-        let forwarded = probe::scrape(procs.frontend.ready.http)
+        let forwarded = probe::scrape(procs.frontend.ready.http, procs.trust.as_ref())
             .await
             .map(|b| probe::metric_sum(&b, "chatcap_frontend_forwarded_total"));
-        let upstream = probe::scrape(procs.chat.ready.http)
+        let upstream = probe::scrape(procs.chat.ready.http, None)
             .await
             .map(|b| probe::metric_sum(&b, "chatcap_requests_total"));
         Snapshot {
@@ -162,7 +162,7 @@ pub async fn run(
     let url = procs.frontend.ws_url();
     let mut ready = Vec::with_capacity(plan.clients);
     for user in users.iter().take(plan.clients) {
-        ready.push(connect(&url, user).await?);
+        ready.push(connect(&url, procs.trust.as_ref(), user).await?);
     }
     let start = Instant::now() + Duration::from_millis(100);
     let t0 = start + plan.warmup;
@@ -236,8 +236,12 @@ fn summarise(plan: &ForwardPlan, a: &Snapshot, b: &Snapshot, total: Tally) -> Fo
     }
 }
 
-async fn connect(url: &str, user: &BenchUser) -> anyhow::Result<Client> {
-    let mut c = Client::connect(url)
+async fn connect(
+    url: &str,
+    trust: Option<&chatcap_server::tls::Connector>,
+    user: &BenchUser,
+) -> anyhow::Result<Client> {
+    let mut c = Client::connect_with(url, trust)
         .await
         .with_context(|| format!("connecting to {url}"))?;
     c.timeout = Duration::from_secs(30);

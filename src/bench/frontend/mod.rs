@@ -1,5 +1,8 @@
 //! `chatcap bench frontend`: what the front end alone costs — user-space memory per idle
-//! signed-in WebSocket connection, and CPU per 1,000 messages it forwards.
+//! signed-in WebSocket connection, and CPU per 1,000 messages it forwards — over plaintext
+//! WebSockets, over TLS (`wss://`), or both one after the other (`--transport both`: what
+//! a TLS session adds, measured side by side: memory per session and CPU per handshake on
+//! both ends, handshake times).
 //!
 //! The chat server (`serve --role chat`) and the front end (`serve --role frontend --chat
 //! ADDR`) run as two child processes of this binary on free loopback ports, over a fresh
@@ -32,7 +35,7 @@ use super::report::Machine;
 use super::target::{self, Prepared};
 use crate::serve_process::ServeProcess;
 use crate::usage::UsageError;
-use figures::FrontendReport;
+use figures::{FrontendReport, TransportRun};
 use forward::ForwardPlan;
 
 /// Options of `bench frontend`, as written on the command line.
@@ -70,6 +73,33 @@ pub struct FrontendBenchArgs {
     /// Write the figures as JSON to this file too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// How clients connect: `plaintext` (ws://), `tls` (wss://, a self-signed certificate
+    /// made for the run), or `both`, plaintext first, each with processes of its own.
+    #[arg(long, value_enum, default_value_t = Transport::Plaintext)]
+    pub transport: Transport,
+}
+
+/// How the bench's clients reach the front end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// `ws://`.
+    Plaintext,
+    /// `wss://`.
+    Tls,
+    /// Plaintext, then TLS.
+    Both,
+}
+
+impl Transport {
+    /// The runs it asks for: false = plaintext, true = TLS.
+    fn runs(self) -> Vec<bool> {
+        match self {
+            Transport::Plaintext => vec![false],
+            Transport::Tls => vec![true],
+            Transport::Both => vec![false, true],
+        }
+    }
 }
 
 /// The validated plan of one `bench frontend` run.
@@ -83,6 +113,8 @@ pub struct Plan {
     pub forward: Option<ForwardPlan>,
     /// JSON output file.
     pub json: Option<PathBuf>,
+    /// Plaintext, TLS or both.
+    pub transport: Transport,
 }
 
 /// Most of anything the bench will create, so that a typo cannot exhaust the machine.
@@ -149,6 +181,7 @@ impl FrontendBenchArgs {
             steps: self.steps,
             forward,
             json: self.json.clone(),
+            transport: self.transport,
         })
     }
 }
@@ -181,6 +214,8 @@ pub struct Processes {
     pub chat: ServeProcess,
     /// `serve --role frontend --chat <chat's link address>`.
     pub frontend: ServeProcess,
+    /// When the front end's client port is TLS: the connector trusting its certificate.
+    pub trust: Option<chatcap_server::tls::Connector>,
 }
 
 impl Processes {
@@ -188,7 +223,11 @@ impl Processes {
     /// settings lift the per-session rate limit (meant for people; a fast `--rate` with
     /// few posters would hit it) and admit every connection the plan opens; everything
     /// else is the default.
-    async fn start(prepared: &Prepared, connections: usize) -> anyhow::Result<Processes> {
+    async fn start(
+        prepared: &Prepared,
+        connections: usize,
+        tls: bool,
+    ) -> anyhow::Result<Processes> {
         let dir = &prepared.dir;
         let settings = dir.join("frontend-bench.toml");
         let max_connections = FrontConfig::default()
@@ -228,10 +267,23 @@ impl Processes {
         let link = chat.chat_addr()?.to_string();
         let mut args = common;
         args.extend(["--role", "frontend", "--chat", &link].map(OsString::from));
+        if tls {
+            args.push("--tls-self-signed".into());
+        }
         let frontend = ServeProcess::spawn(&exe, &args, &[], &dir.join("frontend.log"))
             .await
             .context("starting the front end")?;
-        Ok(Processes { chat, frontend })
+        let trust = match tls {
+            true => Some(chatcap_server::tls::trusting(
+                &dir.join("tls").join("self-signed.pem"),
+            )?),
+            false => None,
+        };
+        Ok(Processes {
+            chat,
+            frontend,
+            trust,
+        })
     }
 
     /// Stop both (SIGKILL: nothing they hold matters after the bench).
@@ -266,23 +318,29 @@ pub async fn run_plan(plan: &Plan) -> anyhow::Result<FrontendReport> {
         idle: plan.idle,
     };
     let prepared = target::prepare(&target::Backend::Sqlite, &setup).await?;
-    let outcome = measure(plan, &prepared).await;
+    let mut runs = Vec::new();
+    for tls in plan.transport.runs() {
+        match measure(plan, &prepared, tls).await {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                prepared.cleanup().await;
+                return Err(e);
+            }
+        }
+    }
     prepared.cleanup().await;
-    let (idle, forward) = outcome?;
     Ok(FrontendReport {
         machine: Machine::detect(),
         load_average_start,
         load_average_end: probe::load_average(),
-        idle,
-        forward,
+        runs,
     })
 }
 
-async fn measure(
-    plan: &Plan,
-    prepared: &Prepared,
-) -> anyhow::Result<(Option<idle::IdleFigures>, Option<forward::ForwardFigures>)> {
-    let procs = Processes::start(prepared, plan.connections()).await?;
+async fn measure(plan: &Plan, prepared: &Prepared, tls: bool) -> anyhow::Result<TransportRun> {
+    let transport = if tls { "TLS" } else { "plaintext" };
+    eprintln!("bench frontend: {transport} clients");
+    let procs = Processes::start(prepared, plan.connections(), tls).await?;
     let outcome = async {
         let idle = if plan.idle > 0 {
             eprintln!(
@@ -308,7 +366,11 @@ async fn measure(
             }
             None => None,
         };
-        Ok((idle, forward))
+        Ok(TransportRun {
+            tls,
+            idle,
+            forward,
+        })
     }
     .await;
     procs.stop().await;

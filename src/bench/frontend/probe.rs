@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use chatcap_server::tls::{Connector, Stream};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -89,17 +90,22 @@ pub fn metric_sum(body: &str, name: &str) -> f64 {
         .fold(0.0, |a, b| a + b)
 }
 
-/// The `/metrics` text of the process serving HTTP at `addr` (`None` unless 200).
-pub async fn scrape(addr: SocketAddr) -> Option<String> {
-    http_get(addr, "/metrics").await
+/// The `/metrics` text of the process serving HTTP at `addr` (over TLS through `tls` when
+/// given; `None` unless 200).
+pub async fn scrape(addr: SocketAddr, tls: Option<&Connector>) -> Option<String> {
+    http_get(addr, "/metrics", tls).await
 }
 
-/// A plain HTTP/1.0 GET on loopback: the body of a 200 answer (no HTTP client dependency
-/// for a scrape).
-pub async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+/// A plain HTTP/1.0 GET on loopback (over TLS through `tls` when given): the body of a
+/// 200 answer (no HTTP client dependency for a scrape).
+pub async fn http_get(addr: SocketAddr, path: &str, tls: Option<&Connector>) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut s = match tls {
+            Some(connector) => connector.connect_ip(addr.ip(), tcp).await.ok()?,
+            None => Stream::Plain(tcp),
+        };
         let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.ok()?;
         let mut buf = Vec::new();

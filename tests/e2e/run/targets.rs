@@ -1,6 +1,8 @@
-//! `chatcap run` stopped with Ctrl-C, and driving a running server by address.
+//! `chatcap run` stopped with Ctrl-C, driving a running server by address, embedded
+//! targets with front ends or over TLS, and a pool from a topology file.
 
 use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
@@ -134,17 +136,15 @@ fn a_running_server_is_driven_through_its_address_and_tokens() {
     assert!(u(&s["reconciliation"]["acked_checked"]) > 0);
 }
 
-/// An embedded target with separate front ends: a chat server process and two front-end
-/// processes sharing the client port; every user signs in, nothing is lost, and each
-/// process is measured on its own. Latency objectives are judged over the last phase.
-#[test]
-fn an_embedded_chat_server_with_two_front_ends_runs_clean() {
+/// Run the test scenario (with `head` before it, `slo` as its objectives) against an
+/// embedded target with `target` in its `[target]` table; it must pass. The folder
+/// (kept while the result lives) and the results folder.
+fn run_embedded(head: &str, target: &str, slo: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let scenario = dir.path().join("scenario.toml");
-    // Latency objectives judged over the hold only (the ramp lasts 2 s).
     let text = format!(
-        "slo_window = \"last_phase\"\n{}\n[target]\nkind = \"embedded\"\nfront_ends = 2\n",
-        scenario_text("\"delivery.lost\" = \"== 0\"\n\"post_ack.p99\" = \"< 60s\"")
+        "{head}{}\n[target]\nkind = \"embedded\"\n{target}\n",
+        scenario_text(slo)
     );
     std::fs::write(&scenario, text).expect("write the scenario");
     let out = dir.path().join("out");
@@ -154,6 +154,20 @@ fn an_embedded_chat_server_with_two_front_ends_runs_clean() {
         &dir.path().join("log"),
     );
     assert_eq!(ran.code(), Some(0), "{ran}");
+    (dir, out)
+}
+
+/// An embedded target with separate front ends: a chat server process and two front-end
+/// processes sharing the client port; every user signs in, nothing is lost, and each
+/// process is measured on its own. Latency objectives are judged over the last phase.
+#[test]
+fn an_embedded_chat_server_with_two_front_ends_runs_clean() {
+    // Latency objectives judged over the hold only (the ramp lasts 2 s).
+    let (_dir, out) = run_embedded(
+        "slo_window = \"last_phase\"\n",
+        "front_ends = 2",
+        "\"delivery.lost\" = \"== 0\"\n\"post_ack.p99\" = \"< 60s\"",
+    );
     let s = summary(&out);
     assert_eq!(u(&s["operations"]["sign_in"]["count"]), USERS);
     assert_eq!(u(&s["delivery"]["lost"]), 0);
@@ -195,6 +209,41 @@ fn an_embedded_chat_server_with_two_front_ends_runs_clean() {
         super::server_metrics::processes(&scraped),
         std::collections::BTreeSet::from(["server"])
     );
+}
+
+/// `tls = true`: the single box serves `wss://` with a certificate made for the run; every
+/// virtual user connects over TLS (its handshake recorded as `tls_handshake`), the
+/// server's `/metrics` is scraped over `https://`, and reconciliation reads over TLS.
+#[test]
+fn an_embedded_single_box_over_tls_runs_clean_and_records_the_handshakes() {
+    let (_dir, out) = run_embedded("", "tls = true", "\"delivery.lost\" = \"== 0\"");
+    let s = summary(&out);
+    let ops = &s["operations"];
+    assert_eq!(u(&ops["connect"]["count"]), USERS, "{ops}");
+    assert_eq!(u(&ops["tls_handshake"]["count"]), USERS, "{ops}");
+    let (tls, connect) = (
+        ops["tls_handshake"]["service"]["p50_us"].as_f64(),
+        ops["connect"]["service"]["p50_us"].as_f64(),
+    );
+    assert!(
+        tls > Some(0.0) && tls <= connect,
+        "TLS {tls:?} within connect {connect:?}"
+    );
+    assert_eq!(u(&s["delivery"]["lost"]), 0);
+    assert!(u(&s["delivery"]["received"]) > 0);
+    assert_eq!(u(&s["reconciliation"]["missing"]), 0);
+    assert!(u(&s["reconciliation"]["rooms_checked"]) > 0);
+    let scraped = super::server_metrics::rows(&out);
+    assert_eq!(
+        super::server_metrics::processes(&scraped),
+        std::collections::BTreeSet::from(["server"])
+    );
+    assert!(
+        super::server_metrics::last(&scraped, "server", "chatcap_posts_acked_total") > 0.0,
+        "/metrics read over https"
+    );
+    let log = std::fs::read_to_string(out.join("server.log")).expect("server log");
+    assert!(log.contains("clients wss://"), "{log}");
 }
 
 /// A pool from a topology file: the run provisions the population into the pool's
