@@ -46,9 +46,6 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// The socket buffer each client connection uses (tungstenite's default is 128 KiB).
-pub const SOCKET_BUFFER: usize = 4096;
-
 /// One client connection.
 pub struct Client {
     ws: Ws,

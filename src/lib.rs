@@ -20,6 +20,8 @@
 //! - [`profile`]: hardware profiles: limits on the system under test (cgroups, affinity).
 //! - [`report`]: the summary model and its renderings (results folder, console).
 //! - [`tls_cmd`]: `serve`'s TLS flags and `chatcap tls issue` (a CA and its certificates).
+//! - [`xmpp`]: an XMPP client (sign-in, multi-user chat, archive) and ejabberd provisioning,
+//!   for driving third-party servers (issue 10; not yet a `chatcap run` driver).
 //! - [`decoders`]: every decoder of outside input behind one entry per kind of input, for
 //!   the fuzz targets and the property tests.
 
@@ -44,3 +46,4 @@ pub mod stop_signal;
 pub mod tls_cmd;
 pub mod usage;
 pub mod wss;
+pub mod xmpp;

@@ -73,9 +73,10 @@ pub struct IssueArgs {
     /// The folder to write into (created; must not hold a ca.pem already).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// A certificate to make: STEM=NAME[,NAME…] writes STEM.pem and STEM-key.pem for the
-    /// DNS names and IP addresses given (the certificate is checked against the address a
-    /// process dials). Repeatable; default node=127.0.0.1,localhost.
+    /// A certificate to make: STEM=NAME[,NAME…] writes STEM.pem and STEM-key.pem, valid for
+    /// STEM and the DNS names and IP addresses given (a dialler checks the address it
+    /// dialled; the pool port checks that a server's or `admin`'s certificate names it: use
+    /// the topology names as stems). Repeatable; default node=127.0.0.1,localhost.
     #[arg(long = "cert", value_name = "STEM=NAMES")]
     pub certs: Vec<String>,
     /// Days the certificates are valid.
@@ -101,10 +102,19 @@ fn parse_cert(spec: &str) -> Result<(String, Vec<String>), UsageError> {
         && stem
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if !stem_ok || names.is_empty() || stem == "ca" {
+    if !stem_ok || names.is_empty() {
         return Err(bad());
     }
-    Ok((stem.to_string(), names))
+    if stem == "ca" || stem == "ca-key" || stem.ends_with("-key") {
+        return Err(UsageError(format!(
+            "--cert {spec:?}: the stem {stem:?} would collide with the CA's or a key's file name"
+        )));
+    }
+    // The stem is also a name of the certificate: the pool port binds a server's name
+    // (and `admin`) to it.
+    let mut all = vec![stem.to_string()];
+    all.extend(names.into_iter().filter(|n| n != stem));
+    Ok((stem.to_string(), all))
 }
 
 /// Run a `tls` subcommand.
@@ -124,6 +134,11 @@ fn issue(args: &IssueArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| parse_cert(s))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut stems: Vec<&str> = certs.iter().map(|(s, _)| s.as_str()).collect();
+    stems.sort_unstable();
+    if let Some(w) = stems.windows(2).find(|w| w[0] == w[1]) {
+        return Err(UsageError(format!("--cert {}: the stem is given twice", w[0])).into());
+    }
     if args.days == 0 {
         return Err(UsageError("--days must be at least 1".into()).into());
     }

@@ -67,11 +67,14 @@ impl WsUrl {
     }
 }
 
+/// The socket buffer each client connection uses (tungstenite's default is 128 KiB).
+pub const SOCKET_BUFFER: usize = 4096;
+
 /// The WebSocket settings of every client connection: a small read buffer (tungstenite's
 /// default of 128 KiB would cost gigabytes at 20,000 connections), writes sent at once.
 pub fn config(max_write_buffer: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(crate::client::SOCKET_BUFFER)
+        .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(max_write_buffer)
 }
@@ -79,6 +82,9 @@ pub fn config(max_write_buffer: usize) -> WebSocketConfig {
 /// Why a WebSocket could not be opened: which step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The URL is not a `ws://` or `wss://` URL.
+    #[error("{0}")]
+    Url(String),
     /// TCP connect failed.
     #[error("connect failed: {0}")]
     Connect(std::io::Error),
@@ -134,9 +140,7 @@ pub async fn open(
     trust: Option<&Connector>,
     config: WebSocketConfig,
 ) -> Result<Opened, OpenError> {
-    let parsed = WsUrl::parse(url).map_err(|m| {
-        OpenError::Connect(std::io::Error::new(std::io::ErrorKind::InvalidInput, m))
-    })?;
+    let parsed = WsUrl::parse(url).map_err(OpenError::Url)?;
     let bare = parsed.host.trim_start_matches('[').trim_end_matches(']');
     let tcp = tokio::net::TcpStream::connect((bare, parsed.port))
         .await

@@ -174,9 +174,22 @@ impl TlsConfig {
         self.link_ca.is_some()
     }
 
-    /// Make relative file paths relative to `base` (the settings file's folder).
-    pub fn resolve(&mut self, base: &std::path::Path) {
-        for path in [
+    /// The settings of the process called `name`: `{name}` in a file path becomes the name,
+    /// so that one settings file shared by a pool gives each process its own certificate
+    /// (`link_cert = "certs/{name}.pem"`).
+    pub fn for_process(&self, name: &str) -> TlsConfig {
+        let mut out = self.clone();
+        for path in out.paths_mut() {
+            let text = path.to_string_lossy();
+            if text.contains("{name}") {
+                *path = PathBuf::from(text.replace("{name}", name));
+            }
+        }
+        out
+    }
+
+    fn paths_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
+        [
             &mut self.cert,
             &mut self.key,
             &mut self.link_ca,
@@ -185,7 +198,11 @@ impl TlsConfig {
         ]
         .into_iter()
         .flatten()
-        {
+    }
+
+    /// Make relative file paths relative to `base` (the settings file's folder).
+    pub fn resolve(&mut self, base: &std::path::Path) {
+        for path in self.paths_mut() {
             if path.is_relative() {
                 *path = base.join(&*path);
             }

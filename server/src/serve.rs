@@ -260,8 +260,24 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
     crate::telemetry::install(cfg.role.has_chat(), cfg.role.has_front());
     let trust = LinkTrust::from_config(&cfg)?;
     let client_tls = match cfg.role.has_front() {
-        true => crate::tls::client_port(&cfg.tls, &cfg.data_dir, &[cfg.listen.ip().to_string()])?,
-        false => None,
+        true => {
+            // A certificate for "0.0.0.0" helps no client: name only a real address.
+            let ip = cfg.listen.ip();
+            let names: Vec<String> = match ip.is_unspecified() {
+                true => Vec::new(),
+                false => vec![ip.to_string()],
+            };
+            if ip.is_unspecified() && cfg.tls.self_signed {
+                tracing::warn!("client port: the self-signed certificate names only localhost and 127.0.0.1 (listening on {ip}); give remote clients a certificate with --tls-cert");
+            }
+            crate::tls::client_port(&cfg.tls, &cfg.data_dir, &names)?
+        }
+        false => {
+            if cfg.tls.client_port() {
+                tracing::warn!("tls.cert / tls.self_signed apply to a front end's client port: this chat server serves /metrics and /healthz in plaintext");
+            }
+            None
+        }
     };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -312,7 +328,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, StartError> {
         chat,
         front,
         client_tls: tls_on,
-        link_tls: cfg.tls.links(),
+        link_tls: trust.acceptor().is_some(),
         shutdown,
         tasks,
     })

@@ -259,6 +259,15 @@ impl Launched {
             .collect()
     }
 
+    /// The `/metrics` addresses served over TLS (front ends whose client port is TLS).
+    pub fn https_metrics(&self) -> Vec<std::net::SocketAddr> {
+        self.members
+            .iter()
+            .filter(|m| m.process.ready.tls)
+            .map(|m| m.process.ready.http)
+            .collect()
+    }
+
     /// The front ends' WebSocket URLs.
     pub fn urls(&self) -> Vec<String> {
         self.members

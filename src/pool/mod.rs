@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chatcap_server::pool::admin::{request, AdminError};
 use chatcap_server::protocol::pool::AdminRequest;
+use chatcap_server::protocol::pool::ADMIN;
 use chatcap_server::tls::LinkTrust;
 use chatcap_server::topology::Topology;
 use clap::{Args, Subcommand};
@@ -124,11 +125,12 @@ pub async fn run(cmd: PoolCommand) -> anyhow::Result<()> {
             };
             // Any reachable server of the pool writes the new list.
             let mut last = None;
+            let trust = trust(&t)?;
             for s in &t.chat_servers {
-                match request(s.pool_addr(), &trust(&t)?, &req).await {
+                match request(s.pool_addr(), &trust, &req).await {
                     Ok(_) => {
                         println!("active servers: {}", a.servers.join(", "));
-                        print!("{}", status_table(&t, &status_all(&t, &trust(&t)?).await));
+                        print!("{}", status_table(&t, &status_all(&t, &trust).await));
                         return Ok(());
                     }
                     Err(e @ AdminError::Refused { .. }) => {
@@ -145,11 +147,14 @@ pub async fn run(cmd: PoolCommand) -> anyhow::Result<()> {
 }
 
 /// How `chatcap` reaches the pool's chat servers as `admin`: the topology's link secret,
-/// and the link TLS (and secret, when the topology has none) of its serve settings file.
+/// and the link TLS (and secret, when the topology has none) of its serve settings file,
+/// `{name}` in its paths read as `admin` (the certificate must name `admin`).
 pub fn trust(t: &Topology) -> anyhow::Result<LinkTrust> {
     let cfg = crate::settings::settings_file(t.settings.as_deref())?;
     let secret = t.link_secret.as_deref().or(cfg.link_secret.as_deref());
-    Ok(LinkTrust::new(secret, &cfg.tls)?)
+    let tls = cfg.tls.for_process(ADMIN);
+    tls.validate().map_err(crate::usage::UsageError)?;
+    Ok(LinkTrust::new(secret, &tls)?)
 }
 
 async fn admin_one(path: &std::path::Path, server: &str, req: AdminRequest) -> anyhow::Result<()> {

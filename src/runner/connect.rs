@@ -142,13 +142,13 @@ pub(super) async fn setup(
         }
     }
     let mut rec = shared.recorders.slot(index);
+    if url.tls {
+        rec.ok(Metric::TlsHandshake, micros(tls_time), micros(tls_time));
+    }
     match reconnect {
         Some(intended) => rec.ok(Metric::Reconnect, micros(t3 - t0), micros(t3 - intended)),
         None => {
             rec.ok(Metric::Connect, micros(t1 - t0), micros(t1 - t0));
-            if url.tls {
-                rec.ok(Metric::TlsHandshake, micros(tls_time), micros(tls_time));
-            }
             rec.ok(Metric::SignIn, micros(t2 - t1), micros(t2 - t1));
             rec.ok(Metric::Join, micros(t3 - t2), micros(t3 - t2));
         }

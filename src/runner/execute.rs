@@ -95,7 +95,7 @@ pub async fn run(
     probes.extend(watch.take_probes());
     let shared = Arc::new(
         Shared::new(plan.clone(), target.endpoints(), SOURCE_SPREAD)
-            .with_tls(target.tls.as_ref().map(|(_, c)| c.clone())),
+            .with_tls(target.tls.as_ref().map(|t| t.connector.clone())),
     );
     let collector =
         Collector::new(Some(&out.join("histograms.hlog"))).map_err(|source| RunError::Write {
@@ -180,7 +180,7 @@ async fn reconcile(target: &Target, outcome: &Outcome) -> Option<super::reconcil
     if outcome.ledger.is_empty() {
         return None;
     }
-    let trust = target.tls.as_ref().map(|(_, c)| c);
+    let trust = target.tls.as_ref().map(|t| &t.connector);
     match super::reconcile::check(&target.url, trust, token, &outcome.ledger).await {
         Ok(r) => Some(r),
         Err(e) => {
@@ -217,6 +217,12 @@ async fn run_shard(
             chatcap_server::tls::trusting(ca)
                 .map_err(|e| RunError::Unsupported(format!("--attach-ca: {e}")))?,
         ),
+        None if opts.attach.iter().any(|u| u.starts_with("wss://")) => {
+            return Err(RunError::Unsupported(
+                "--attach wss://… needs --attach-ca FILE (the CA that signed the target's certificate)"
+                    .into(),
+            ))
+        }
         None => None,
     };
     let shared = Arc::new(Shared::new(plan.clone(), endpoints, SOURCE_SPREAD).with_tls(tls));
@@ -315,14 +321,21 @@ async fn ready_target(
         PlanTarget::Addresses { urls, tokens, ca } => {
             Ok(target::addresses(urls, tokens, ca.as_deref())?)
         }
-        PlanTarget::Topology { path, tokens } => {
+        PlanTarget::Topology { path, tokens, ca } => {
             let topology = chatcap_server::topology::Topology::load(path)
                 .map_err(|e| RunError::Unsupported(e.to_string()))?;
             match tokens {
                 Some(tokens) => {
-                    let urls: Vec<String> =
-                        topology.front_ends.iter().map(|f| f.ws_url()).collect();
-                    Ok(target::addresses(&urls, tokens, None)?)
+                    // With a CA the running pool's front ends are taken to serve wss://.
+                    let urls: Vec<String> = topology
+                        .front_ends
+                        .iter()
+                        .map(|f| match ca {
+                            Some(_) => f.ws_url().replacen("ws://", "wss://", 1),
+                            None => f.ws_url(),
+                        })
+                        .collect();
+                    Ok(target::addresses(&urls, tokens, ca.as_deref())?)
                 }
                 None => {
                     let (bar, progress) = provision_progress(opts.quiet);
@@ -332,6 +345,7 @@ async fn ready_target(
                         &opts.server_binary,
                         &out.join("pool"),
                         confine,
+                        ca.as_deref(),
                         &progress,
                     )
                     .await?;

@@ -6,6 +6,9 @@ use std::borrow::Cow;
 /// Why a file operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FileOpError {
+    /// The TLS handshake with an `https://` web service failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
     /// No TCP connection to the front end.
     #[error("cannot connect: {0}")]
     Connect(#[source] std::io::Error),
@@ -45,6 +48,7 @@ impl FileOpError {
     pub fn kind(&self) -> Cow<'_, str> {
         match self {
             FileOpError::Connect(_) => "connect_failed".into(),
+            FileOpError::Tls(_) => "tls_failed".into(),
             FileOpError::Io(_) => "disconnect".into(),
             FileOpError::Timeout => "timeout".into(),
             FileOpError::Truncated => "truncated_reply".into(),

@@ -28,7 +28,8 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 use tokio::time::Instant;
 
-use chatcap_server::tls::{Connector, Stream};
+use chatcap_server::tls::connect::upgrade;
+use chatcap_server::tls::Connector;
 
 use super::file_error::{malformed, FileOpError};
 use super::http::{exchange, Response, MAX_KEPT};
@@ -56,6 +57,11 @@ pub struct Endpoint {
     pub tls: Option<Connector>,
     /// Bound on each operation, from connecting to the last byte.
     pub timeout: Duration,
+}
+
+/// Whether a target URL is `wss://` (its web services are then `https://`).
+fn is_wss(url: &str) -> bool {
+    crate::wss::WsUrl::parse(url).is_ok_and(|u| u.tls)
 }
 
 /// The `Host` of a WebSocket URL (its authority), or the address when it has none.
@@ -216,13 +222,9 @@ where
     let tcp = super::net::connect(at.addr, at.source)
         .await
         .map_err(FileOpError::Connect)?;
-    let stream = match &at.tls {
-        Some(connector) => connector
-            .connect_ip(at.addr.ip(), tcp)
-            .await
-            .map_err(FileOpError::Connect)?,
-        None => Stream::Plain(tcp),
-    };
+    let stream = upgrade(at.tls.as_ref(), tcp)
+        .await
+        .map_err(FileOpError::Tls)?;
     exchange(stream, request, MAX_KEPT).await
 }
 
@@ -313,7 +315,7 @@ pub(super) fn spawn(
         source: super::net::source_for(addr, index, shared.spread),
         host: host_of(url, addr),
         timeout: shared.plan.request_timeout,
-        tls: shared.tls.clone().filter(|_| url.starts_with("wss://")),
+        tls: shared.tls.clone().filter(|_| is_wss(url)),
     };
     let n: u32 = rng.gen();
     let file =

@@ -76,7 +76,7 @@ impl ServerProcesses {
         let (http, chat, history) = (l.http.to_string(), l.chat.to_string(), l.history.max(1));
         if l.front_ends == 0 {
             let args = ["--listen", &http, "--chat-listen", &chat];
-            self.spawn(l, "server", &args, history, Some(l.http))?;
+            self.spawn(l, "server", &args, history, Some(l.http), true)?;
             return self.wait_ready(0).await;
         }
         let chat_http = l.chat_http.to_string();
@@ -88,12 +88,12 @@ impl ServerProcesses {
             "--chat-listen",
             &chat,
         ];
-        self.spawn(l, "server", &args, history, Some(l.chat_http))?;
+        self.spawn(l, "server", &args, history, Some(l.chat_http), false)?;
         self.wait_ready(0).await?;
         for i in 1..=l.front_ends {
             let args = ["--role", "frontend", "--listen", &http, "--chat", &chat];
             // Front ends share the client port: a scrape there reaches any one of them.
-            self.spawn(l, &format!("frontend-{i}"), &args, history, None)?;
+            self.spawn(l, &format!("frontend-{i}"), &args, history, None, true)?;
         }
         for i in 1..self.procs.len() {
             self.wait_ready(i).await?;
@@ -108,6 +108,7 @@ impl ServerProcesses {
         args: &[&str],
         history: u32,
         metrics: Option<SocketAddr>,
+        client_port: bool,
     ) -> Result<(), TargetError> {
         let log = l.log_dir.join(format!("{name}.log"));
         let io = |what: String| move |source| TargetError::Io { what, source };
@@ -119,8 +120,7 @@ impl ServerProcesses {
             cmd.arg("--config").arg(cfg);
         }
         // The client port: a single box's or a front end's (a chat server has none).
-        let chat_only = args.windows(2).any(|w| w == ["--role", "chat"]);
-        if let Some(files) = l.certificate.filter(|_| !chat_only) {
+        if let Some(files) = l.certificate.filter(|_| client_port) {
             cmd.arg("--tls-cert").arg(&files.cert);
             cmd.arg("--tls-key").arg(&files.key);
         }

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatcap_server::tls::{Connector, Stream};
+use chatcap_server::tls::connect::upgrade;
+use chatcap_server::tls::Connector;
 use futures_util::future::join_all;
 use http_body_util::Empty;
 use hyper::{header, Request};
@@ -79,10 +80,7 @@ pub struct ScrapeCounts {
 pub async fn fetch(addr: SocketAddr, tls: Option<&Connector>) -> Result<Exposition, ScrapeError> {
     let exchange = async {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let stream = match tls {
-            Some(connector) => connector.connect_ip(addr.ip(), tcp).await?,
-            None => Stream::Plain(tcp),
-        };
+        let stream = upgrade(tls, tcp).await?;
         let request = Request::get("/metrics")
             .header(header::HOST, addr.to_string())
             .header(header::CONNECTION, "close")

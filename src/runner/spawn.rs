@@ -53,8 +53,8 @@ pub async fn run_local_shards(
         let log2 = log.try_clone().map_err(|e| io_err(&dir, e))?;
         let mut cmd = Command::new(&opts.server_binary);
         cmd.arg("run");
-        if let Some((ca, _)) = &target.tls {
-            cmd.arg("--attach-ca").arg(ca);
+        if let Some(tls) = &target.tls {
+            cmd.arg("--attach-ca").arg(&tls.ca);
         }
         let child = cmd
             .arg(&opts.scenario_file)

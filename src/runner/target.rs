@@ -57,16 +57,27 @@ pub struct Target {
     pub data_dir: Option<PathBuf>,
     /// The provisioning summary (embedded target).
     pub provisioned: Option<provision::Summary>,
-    /// `wss://` targets: the CA file clients trust (shards are given it too), and the
-    /// connector made from it.
-    pub tls: Option<(PathBuf, Connector)>,
+    /// `wss://` targets: whom clients trust.
+    pub tls: Option<TargetTls>,
 }
 
-/// A connector trusting the CA in `ca`.
-fn trusting(ca: &Path) -> Result<(PathBuf, Connector), TargetError> {
+/// Whom the clients of a `wss://` target trust.
+#[derive(Debug, Clone)]
+pub struct TargetTls {
+    /// The CA file (shards are given it too).
+    pub ca: PathBuf,
+    /// The connector made from it.
+    pub connector: Connector,
+}
+
+/// Trust the CA in `ca`.
+fn trusting(ca: &Path) -> Result<TargetTls, TargetError> {
     let connector = chatcap_server::tls::trusting(ca)
         .map_err(|e| TargetError::Unsupported(format!("TLS: {e}")))?;
-    Ok((ca.to_path_buf(), connector))
+    Ok(TargetTls {
+        ca: ca.to_path_buf(),
+        connector,
+    })
 }
 
 /// The socket address of a `ws://host:port/path` or `wss://…` URL (host must be an IP
@@ -168,6 +179,18 @@ pub async fn embedded(
         PlanTarget::Embedded { front_ends, tls } => (front_ends, tls),
         _ => (0, false),
     };
+    // A settings file that turns on TLS for the client port while the scenario does not
+    // would leave every virtual user failing its handshake: say so now.
+    if let Some(path) = server_config.filter(|_| !tls) {
+        let settings = crate::settings::settings_file(Some(path))
+            .map_err(|e| TargetError::Unsupported(format!("{e:#}")))?;
+        if settings.tls.client_port() {
+            return Err(TargetError::Unsupported(format!(
+                "{} turns on TLS for the client port: set [target] tls = true",
+                path.display()
+            )));
+        }
+    }
     // One certificate for every process on the client port, made before any starts.
     let certificate = match tls {
         true => Some(
@@ -214,9 +237,11 @@ pub async fn pool(
     binary: &Path,
     dir: &Path,
     confine: Option<Arc<Confinement>>,
+    ca: Option<&Path>,
     progress: &(dyn Fn(provision::Progress) + Sync),
 ) -> Result<Target, TargetError> {
     let failed = |e: anyhow::Error| TargetError::Pool(format!("{e:#}"));
+    let tls = ca.map(trusting).transpose()?;
     launch::check_loopback(&topology).map_err(|e| TargetError::Unsupported(e.to_string()))?;
     let database = PoolDatabase::prepare(&topology).await.map_err(failed)?;
     let done = match provision_into(plan, &database.url, progress).await {
@@ -235,9 +260,15 @@ pub async fn pool(
     if let Ok(level) = std::env::var("CHATCAP_SERVER_LOG") {
         options.env.push(("RUST_LOG".into(), level));
     }
-    let launched = Launched::start(topology, binary, database, dir, &options)
+    let mut launched = Launched::start(topology, binary, database, dir, &options)
         .await
         .map_err(failed)?;
+    if tls.is_none() && launched.urls().iter().any(|u| u.starts_with("wss://")) {
+        launched.stop().await;
+        return Err(TargetError::Unsupported(
+            "the pool's front ends serve wss:// (its settings file has [tls]): give [target] ca = \"<PEM of the CA that signed their certificates>\"".into(),
+        ));
+    }
     let mut endpoints = Vec::new();
     for url in launched.urls() {
         let addr = addr_of_url(&url).map_err(TargetError::Unsupported)?;
@@ -258,7 +289,7 @@ pub async fn pool(
         pool: Some(launched),
         data_dir: None,
         provisioned: Some(done.summary),
-        tls: None,
+        tls,
     })
 }
 
@@ -429,15 +460,23 @@ impl Target {
         }
         addrs
             .into_iter()
-            .map(|(process, addr)| Endpoint {
-                process,
-                addr,
-                // A single box serves `/metrics` on its client port.
-                tls: self
-                    .tls
-                    .as_ref()
-                    .filter(|_| addr == self.addr)
-                    .map(|(_, c)| c.clone()),
+            .map(|(process, addr)| {
+                // A single box serves `/metrics` on its client port; a pool's front ends
+                // say in their ready lines whether theirs is TLS.
+                let https = addr == self.addr
+                    || self
+                        .pool
+                        .as_ref()
+                        .is_some_and(|p| p.https_metrics().contains(&addr));
+                Endpoint {
+                    process,
+                    addr,
+                    tls: self
+                        .tls
+                        .as_ref()
+                        .filter(|_| https)
+                        .map(|t| t.connector.clone()),
+                }
             })
             .collect()
     }

@@ -35,6 +35,8 @@ pub enum Target {
         path: std::path::PathBuf,
         /// With a tokens CSV (`chatcap provision`): attach to the running pool.
         tokens: Option<std::path::PathBuf>,
+        /// The CA that signed the front ends' certificates, when they serve `wss://`.
+        ca: Option<std::path::PathBuf>,
     },
 }
 

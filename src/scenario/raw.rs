@@ -68,7 +68,8 @@ pub struct RawTarget {
     pub front_ends: Option<u32>,
     /// `embedded`: serve clients over TLS (`wss://`) with a certificate made for the run.
     pub tls: Option<bool>,
-    /// `addresses`: the CA (PEM) that signed the servers' certificates, for `wss://` URLs.
+    /// `addresses`, `topology`: the CA (PEM) that signed the front ends' certificates, for
+    /// `wss://`.
     pub ca: Option<PathBuf>,
 }
 

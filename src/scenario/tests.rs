@@ -400,6 +400,7 @@ fn targets_and_workloads() {
         Target::Topology {
             path: PathBuf::from("/etc/pool.toml"),
             tokens: None,
+            ca: None,
         }
     );
     let err = parse(&format!(

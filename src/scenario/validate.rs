@@ -136,7 +136,7 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
     let allowed: &[&str] = match raw.kind {
         TargetKind::Embedded => &["front_ends", "tls"],
         TargetKind::Addresses => &["urls", "tokens", "ca"],
-        TargetKind::Topology => &["path", "tokens"],
+        TargetKind::Topology => &["path", "tokens", "ca"],
     };
     let given = [
         ("urls", raw.urls.is_some()),
@@ -172,6 +172,7 @@ fn target(cx: &mut Ctx, raw: &RawTarget, file: &Path) -> Target {
             Some(p) => Target::Topology {
                 path: resolve(p),
                 tokens: raw.tokens.as_ref().map(resolve),
+                ca: raw.ca.as_ref().map(resolve),
             },
             None => {
                 cx.err(

@@ -26,3 +26,4 @@ mod social;
 mod tls;
 mod topology;
 mod web_rooms;
+mod xmpp;

@@ -15,8 +15,16 @@ use chatcap_server::tls::issue::{Authority, Validity};
 use chatcap_server::tls::{self, Connector, Identity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::pool::{pool_tests_run, topology_text, TestPool};
-use crate::common::procs::Data;
+use chatcap_server::config::TlsConfig;
+use chatcap_server::pool::admin::request;
+use chatcap_server::protocol::pool::AdminRequest;
+use chatcap_server::tls::LinkTrust;
+
+use crate::common::pool::{pool_tests_run, topology_text, TestPool, SECRET};
+use chatcap::bench::frontend::probe;
+use chatcap_server::protocol::ErrorCode;
+
+use crate::common::procs::{http_get, Data};
 use crate::common::{category, join, open_category, post, room, wait_push, Backend};
 
 /// Sign in on `url`, trusting `trust`.
@@ -258,10 +266,65 @@ async fn mutual_tls_on_the_session_link_refuses_front_ends_without_the_right_cer
         .call(Op::SignIn { token: bob.clone() })
         .await
         .expect("reply");
-    assert!(
-        refused.is_err(),
-        "a front end without a link signed a user in"
+    assert_eq!(
+        refused.err().map(|r| r.code),
+        Some(ErrorCode::Busy),
+        "a front end without a link signs nobody in"
     );
+    let health = |fe: &chatcap::serve_process::ServeProcess| {
+        let (addr, trust) = (fe.ready.http, trust.clone());
+        async move { probe::http_get(addr, "/healthz", Some(&trust)).await }
+    };
+    assert!(
+        health(&good).await.is_some(),
+        "the linked front end is healthy"
+    );
+    assert!(health(&bad).await.is_none(), "the unlinked one answers 503");
+    // The chat server counted the refusals.
+    let (_, metrics) = http_get(chat.ready.http, "/metrics").await;
+    for name in ["chatcap_links_refused_total", "chatcap_tls_refused_total"] {
+        assert!(
+            probe::metric_sum(&metrics, name) >= 1.0,
+            "{name}:\n{metrics}"
+        );
+    }
+
+    // A front end refuses a chat server whose certificate does not name the address it
+    // dialled (issued for 127.0.0.2, reached at 127.0.0.1).
+    let misnamed = tls_issue(
+        &data.dir.path().join("misnamed"),
+        &["chat=127.0.0.2", "fe=127.0.0.1"],
+    );
+    let elsewhere = chat_with_link_tls(&data, "chat-misnamed", &misnamed).await;
+    let elsewhere_link = elsewhere.chat_addr().expect("link").to_string();
+    let pem = |f: &str| path_str(&misnamed.join(f));
+    let wary = data
+        .serve(
+            "fe-wary",
+            &[
+                "--role",
+                "frontend",
+                "--listen",
+                "127.0.0.1:0",
+                "--chat",
+                &elsewhere_link,
+                "--link-ca",
+                &pem("ca.pem"),
+                "--link-cert",
+                &pem("fe.pem"),
+                "--link-key",
+                &pem("fe-key.pem"),
+            ],
+        )
+        .await;
+    log_line(
+        &wary.log,
+        &[
+            "link to chat server refused: TLS handshake failed",
+            "certificate not valid for name",
+        ],
+    )
+    .await;
 
     // A peer with no certificate is refused too.
     let ca = certs.join("ca.pem");
@@ -308,7 +371,7 @@ async fn mutual_tls_on_the_session_link_refuses_front_ends_without_the_right_cer
         std::fs::read_to_string(&strict.log).unwrap_or_default()
     );
 
-    for p in [good, bad, chat, strict] {
+    for p in [good, bad, chat, strict, elsewhere, wary] {
         p.kill().await;
     }
 }
@@ -318,10 +381,8 @@ async fn a_pool_links_over_mutual_tls_and_refuses_a_peer_without_a_certificate()
     if !pool_tests_run() {
         return;
     }
-    let certs_dir = tempfile::tempdir().expect("dir");
-    let certs = tls_issue(certs_dir.path(), &["node=127.0.0.1"]);
-    // Every process of the pool shares one settings file: link TLS with one certificate
-    // for the whole pool's loopback subnet is named by address below.
+    // One settings file for the whole pool, one certificate per process (`{name}`), each
+    // valid for its topology name and address; `admin` for `chatcap pool`.
     let mut text = topology_text("tls-pool", 2, 0, 1);
     let subnet = text
         .split("address = \"")
@@ -329,30 +390,24 @@ async fn a_pool_links_over_mutual_tls_and_refuses_a_peer_without_a_certificate()
         .and_then(|s| s.rsplit_once('.'))
         .map(|(net, _)| net.to_string())
         .expect("a subnet");
-    let names: Vec<String> = [11, 12, 31]
-        .iter()
-        .map(|h| format!("{subnet}.{h}"))
-        .collect();
-    let authority = Authority::new("pool CA", Validity::days(1)).expect("CA");
-    let ca = authority.own().write(&certs, "pool-ca").expect("write");
-    let node = authority
-        .issue(&names, Validity::days(1))
-        .expect("issue")
-        .write(&certs, "pool-node")
-        .expect("write");
+    let certs_dir = tempfile::tempdir().expect("dir");
+    let specs = [
+        format!("chat1={subnet}.11"),
+        format!("chat2={subnet}.12"),
+        format!("fe1={subnet}.31"),
+        "admin=127.0.0.1".to_string(),
+    ];
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let certs = tls_issue(certs_dir.path(), &specs);
     let settings = certs.join("settings.toml");
     std::fs::write(
         &settings,
-        format!(
-            "[tls]\nlink_ca = \"{}\"\nlink_cert = \"{}\"\nlink_key = \"{}\"\n",
-            ca.cert.display(),
-            node.cert.display(),
-            node.key.display()
-        ),
+        "[tls]\nlink_ca = \"ca.pem\"\nlink_cert = \"{name}.pem\"\nlink_key = \"{name}-key.pem\"\n",
     )
     .expect("settings");
     text = format!("settings = \"{}\"\n{text}", settings.display());
     let pool = TestPool::start_from(&text, Default::default(), None).await;
+    let ca = certs.join("ca.pem");
 
     // `chatcap pool status` reaches both servers over mutual TLS, and they reach each
     // other: both active.
@@ -387,15 +442,80 @@ async fn a_pool_links_over_mutual_tls_and_refuses_a_peer_without_a_certificate()
 
     // A peer without a certificate gets nothing from the pool port, and the log says why.
     let chat1 = pool.topology.server("chat1").expect("chat1").pool_addr();
-    assert!(!link_answers(chat1, &ca.cert, None).await);
+    assert!(!link_answers(chat1, &ca, None).await);
     let log = pool.data.dir.path().join("run").join("chat1.log");
     log_line(
         &log,
         &[
-            "link refused: TLS handshake failed",
+            "pool connection refused: TLS handshake failed",
             "peer sent no certificates",
         ],
     )
     .await;
+    // The front end's certificate, from the same CA, does not let it pass for `admin`.
+    let impostor = TlsConfig {
+        link_ca: Some(ca.clone()),
+        link_cert: Some(certs.join("fe1.pem")),
+        link_key: Some(certs.join("fe1-key.pem")),
+        ..Default::default()
+    };
+    let impostor = LinkTrust::new(Some(SECRET), &impostor).expect("trust");
+    let refused = request(chat1, &impostor, &AdminRequest::Status).await;
+    assert!(
+        refused.is_err(),
+        "fe1's certificate drove the pool as admin"
+    );
+    log_line(
+        &log,
+        &[
+            "pool connection refused",
+            "\"admin\" is not valid for that name",
+        ],
+    )
+    .await;
     pool.stop().await;
+}
+
+#[test]
+fn tls_issue_refuses_to_overwrite_and_names_bad_certificate_specs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let issue = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatcap"))
+            .args(["tls", "issue", "--out"])
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .expect("run chatcap tls issue");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = issue(&["--cert", "chat1=127.0.0.1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // The stem is one of the certificate's names (the pool port checks it).
+    let cert = tls::pem::certs(&dir.path().join("chat1.pem"))
+        .expect("certs")
+        .remove(0);
+    assert!(tls::certificate_names(&cert, "chat1"));
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).expect("ca");
+    for (args, says) in [
+        (vec!["--cert", "chat2=127.0.0.1"], "already holds a ca.pem"),
+        (vec!["--cert", "ca-key=127.0.0.1"], "would collide"),
+        (
+            vec!["--cert", "a=127.0.0.1", "--cert", "a=127.0.0.2"],
+            "given twice",
+        ),
+        (vec!["--cert", "nonames="], "expected STEM=NAME"),
+        (vec!["--days", "0"], "--days"),
+    ] {
+        let (code, stderr) = issue(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca.pem")).expect("ca"),
+        ca,
+        "the CA was not overwritten"
+    );
 }

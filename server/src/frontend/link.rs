@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::FrontEnd;
 use crate::auth::{link_proof, TokenKey};
 use crate::protocol::session::{codec, Frame, VERSION};
+use crate::tls::accept::HANDSHAKE_TIMEOUT;
 use crate::tls::connect::upgrade;
 use crate::tls::Stream;
 
@@ -42,7 +43,16 @@ pub async fn supervise(
         match TcpStream::connect(addr).await {
             Ok(tcp) => {
                 let _ = tcp.set_nodelay(true);
-                match upgrade(fe.trust.connector(), tcp).await {
+                let handshake =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, upgrade(fe.trust.connector(), tcp));
+                let upgraded = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    done = handshake => done.unwrap_or_else(|_| Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+                    ))),
+                };
+                match upgraded {
                     Ok(stream) => {
                         // Back off from a server that refuses this front end (its
                         // certificate or secret) as from one that is down.

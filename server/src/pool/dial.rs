@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use tokio_util::sync::CancellationToken;
 
-use super::handshake::{self, Conn};
+use super::handshake::{self, Conn, HandshakeError};
 use super::Pool;
 use crate::protocol::pool::{PoolFrame, MAX_ENTRIES};
 
@@ -40,7 +40,14 @@ pub async fn keep(pool: Arc<Pool>, peer: String, addr: SocketAddr, shutdown: Can
             Err(e) => {
                 // Expected while the peer starts or after it died: say it once per outage.
                 if !warned {
-                    tracing::warn!(%peer, %addr, error = %e, "pool peer unreachable; retrying");
+                    match e {
+                        HandshakeError::Tls(_) | HandshakeError::Refused(_) => tracing::warn!(
+                            %peer, %addr, "pool link refused: {e}; retrying"
+                        ),
+                        _ => {
+                            tracing::warn!(%peer, %addr, error = %e, "pool peer unreachable; retrying")
+                        }
+                    }
                     warned = true;
                 }
             }

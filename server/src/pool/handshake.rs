@@ -81,8 +81,17 @@ pub async fn dial(
         name: name.to_string(),
     };
     send(&mut conn, &hello).await?;
+    // With TLS 1.3 a server that refuses our certificate says so only now, at the first
+    // read: that is a TLS refusal, not a broken connection.
+    let tls = trust.connector().is_some();
+    let mut first = true;
     loop {
-        match next(&mut conn).await? {
+        let frame = match next(&mut conn).await {
+            Err(HandshakeError::Io(e)) if tls && first => return Err(HandshakeError::Tls(e)),
+            other => other?,
+        };
+        first = false;
+        match frame {
             PoolFrame::Welcome { name } => return Ok((conn, name)),
             PoolFrame::Challenge { nonce } => {
                 let Some(secret) = secret else {
@@ -102,12 +111,16 @@ pub async fn dial(
     }
 }
 
-/// Answer a dialer as `me`; returns the dialer's name once it is welcome.
+/// Answer a dialer as `me`; returns the dialer's name once it is welcome. With link TLS
+/// the name it claims (a server's, or `admin`) must be one its certificate is valid for:
+/// a certificate from the pool's CA does not let a front end, or one server, pass for
+/// another.
 pub async fn accept(
     conn: &mut Conn,
     me: &str,
-    secret: Option<&[u8]>,
+    trust: &LinkTrust,
 ) -> Result<String, HandshakeError> {
+    let secret = trust.secret();
     let name = match next(conn).await? {
         PoolFrame::Hello {
             version: VERSION,
@@ -119,6 +132,17 @@ pub async fn accept(
             )))
         }
     };
+    if trust.pool_acceptor().is_some() {
+        let named = conn
+            .get_ref()
+            .peer_certificate()
+            .is_some_and(|cert| crate::tls::certificate_names(cert, &name));
+        if !named {
+            return Err(HandshakeError::Refused(format!(
+                "the TLS certificate of the peer calling itself {name:?} is not valid for that name"
+            )));
+        }
+    }
     if let Some(secret) = secret {
         let nonce: [u8; 32] = rand::random();
         let challenge = PoolFrame::Challenge {

@@ -38,21 +38,26 @@ pub async fn serve(pool: Arc<Pool>, listener: TcpListener, shutdown: Cancellatio
         let pool = pool.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let Some(stream) = upgrade(pool.trust().acceptor(), tcp, peer).await else {
+            let Some(stream) = upgrade(pool.trust().pool_acceptor(), tcp, peer).await else {
                 metrics::counter!(catalog::POOL_LINKS_REFUSED.name).increment(1);
                 return;
             };
-            connection(pool, Framed::new(stream, codec()), shutdown).await
+            connection(pool, Framed::new(stream, codec()), peer, shutdown).await
         });
     }
 }
 
-async fn connection(pool: Arc<Pool>, mut conn: Conn, shutdown: CancellationToken) {
-    let name = match handshake::accept(&mut conn, pool.name(), pool.trust().secret()).await {
+async fn connection(
+    pool: Arc<Pool>,
+    mut conn: Conn,
+    peer: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let name = match handshake::accept(&mut conn, pool.name(), pool.trust()).await {
         Ok(name) => name,
         Err(e) => {
             metrics::counter!(catalog::POOL_LINKS_REFUSED.name).increment(1);
-            tracing::warn!(error = %e, "pool connection refused");
+            tracing::warn!(%peer, "pool connection refused: {e}");
             return;
         }
     };

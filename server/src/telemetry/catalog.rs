@@ -126,7 +126,7 @@ families! {
     LINKS_REFUSED: Counter Count Chat None "chatcap_links_refused_total"
         "Front-end links refused (failed TLS handshake, or no valid proof of the link secret).";
     TLS_REFUSED: Counter Count Both None "chatcap_tls_refused_total"
-        "TLS handshakes that failed or timed out (client port and links).";
+        "TLS handshakes this process refused or that timed out, as the server side (client port, 5041, 8011).";
     ACCEPTING: Gauge Count Chat None "chatcap_accepting"
         "1 while the chat server takes new sessions.";
     SESSIONS_RESUMED: Counter Count Chat None "chatcap_sessions_resumed_total"

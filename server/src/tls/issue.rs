@@ -54,7 +54,7 @@ pub struct Issued {
 
 impl Issued {
     /// Write `<dir>/<stem>.pem` and `<dir>/<stem>-key.pem` (the key readable by its owner
-    /// only); the paths written.
+    /// only; neither file may exist already); the paths written.
     pub fn write(&self, dir: &Path, stem: &str) -> Result<Files, TlsError> {
         let files = Files {
             cert: dir.join(format!("{stem}.pem")),
@@ -153,29 +153,121 @@ pub fn self_signed(names: &[String], validity: Validity) -> Result<Issued, TlsEr
 /// How long a single box's self-signed certificate lasts.
 pub const SELF_SIGNED_DAYS: u32 = 365;
 
+/// A kept self-signed certificate is made anew this long before it expires.
+const RENEW_BEFORE: Duration = Duration::days(7);
+
+/// How long to wait for another process making the self-signed certificate.
+const MAKING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The single box's self-signed certificate in `dir` (`self-signed.pem`,
-/// `self-signed-key.pem`): made on first start for `names` plus `localhost` and
-/// `127.0.0.1`, and kept, so that clients trusting the file keep trusting the server
-/// after a restart. Delete the files to make a new one.
+/// `self-signed-key.pem`, and `self-signed.names`: its expiry and names), valid for `names`
+/// plus `localhost` and `127.0.0.1`. Made on first start and kept, so that clients trusting
+/// the file keep trusting the server after a restart; made anew (with a warning) when it
+/// expires within 7 days or lacks one of the names. Processes sharing `dir` take turns
+/// (`self-signed.lock`), and the files appear by renaming, key first: whoever sees the
+/// certificate sees its key.
 pub fn self_signed_for(dir: &Path, names: &[String]) -> Result<Files, TlsError> {
     let files = Files {
         cert: dir.join("self-signed.pem"),
         key: dir.join("self-signed-key.pem"),
     };
-    if files.cert.exists() && files.key.exists() {
-        tracing::info!(cert = %files.cert.display(), "client port: the self-signed certificate made earlier");
-        return Ok(files);
-    }
-    std::fs::create_dir_all(dir).map_err(|e| TlsError::file(dir, e))?;
     let mut all: Vec<String> = names.to_vec();
     for name in ["localhost", "127.0.0.1"] {
         if !all.iter().any(|n| n == name) {
             all.push(name.to_string());
         }
     }
-    self_signed(&all, Validity::days(SELF_SIGNED_DAYS))?.write(dir, "self-signed")?;
-    tracing::info!(cert = %files.cert.display(), names = ?all, "client port: made a self-signed certificate; clients trust this file");
-    Ok(files)
+    std::fs::create_dir_all(dir).map_err(|e| TlsError::file(dir, e))?;
+    let meta = dir.join("self-signed.names");
+    let lock = dir.join("self-signed.lock");
+    let deadline = std::time::Instant::now() + MAKING_TIMEOUT;
+    loop {
+        match kept(&files, &meta, &all) {
+            Kept::Good => {
+                tracing::info!(cert = %files.cert.display(), "client port: the self-signed certificate made earlier");
+                return Ok(files);
+            }
+            Kept::Stale(why) if !lock.exists() => {
+                tracing::warn!(cert = %files.cert.display(), "client port: making the self-signed certificate anew: {why}");
+            }
+            _ => {}
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(_) => {
+                let made = make_self_signed(dir, &files, &meta, &all);
+                let _ = std::fs::remove_file(&lock);
+                made?;
+                tracing::info!(cert = %files.cert.display(), names = ?all, "client port: made a self-signed certificate; clients trust this file");
+                return Ok(files);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(TlsError::file(
+                        &lock,
+                        "another process has been making the self-signed certificate for 20 s; delete this file if none is starting",
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(TlsError::file(&lock, e)),
+        }
+    }
+}
+
+/// What a kept self-signed certificate is worth.
+enum Kept {
+    Good,
+    Missing,
+    Stale(String),
+}
+
+fn kept(files: &Files, meta: &Path, names: &[String]) -> Kept {
+    if !files.cert.exists() {
+        return Kept::Missing;
+    }
+    let Ok(text) = std::fs::read_to_string(meta) else {
+        return Kept::Stale(format!("{} is missing", meta.display()));
+    };
+    let mut lines = text.lines();
+    let not_after = lines.next().and_then(|l| l.trim().parse::<i64>().ok());
+    let kept_names: Vec<&str> = lines.map(str::trim).collect();
+    let now = OffsetDateTime::now_utc();
+    match not_after {
+        Some(t) if t > (now + RENEW_BEFORE).unix_timestamp() => {}
+        Some(_) => return Kept::Stale("it expires within 7 days".into()),
+        None => return Kept::Stale(format!("{} does not parse", meta.display())),
+    }
+    match names.iter().find(|n| !kept_names.contains(&n.as_str())) {
+        Some(n) => Kept::Stale(format!("it does not name {n}")),
+        None => Kept::Good,
+    }
+}
+
+fn make_self_signed(
+    dir: &Path,
+    files: &Files,
+    meta: &Path,
+    names: &[String],
+) -> Result<(), TlsError> {
+    let validity = Validity::days(SELF_SIGNED_DAYS);
+    let stem = format!("self-signed.new-{}", std::process::id());
+    let fresh = self_signed(names, validity)?;
+    let _ = std::fs::remove_file(dir.join(format!("{stem}.pem")));
+    let _ = std::fs::remove_file(dir.join(format!("{stem}-key.pem")));
+    let made = fresh.write(dir, &stem)?;
+    let rename =
+        |from: &Path, to: &Path| std::fs::rename(from, to).map_err(|e| TlsError::file(to, e));
+    rename(&made.key, &files.key)?;
+    rename(&made.cert, &files.cert)?;
+    let mut text = format!("{}\n", validity.not_after.unix_timestamp());
+    for n in names {
+        text += &format!("{n}\n");
+    }
+    std::fs::write(meta, text).map_err(|e| TlsError::file(meta, e))
 }
 
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), TlsError> {
@@ -183,11 +275,15 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), TlsError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(|e| TlsError::file(path, e))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                TlsError::file(path, "exists already; not overwritten")
+            }
+            _ => TlsError::file(path, e),
+        })?;
     file.write_all(text.as_bytes())
         .map_err(|e| TlsError::file(path, e))
 }

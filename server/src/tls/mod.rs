@@ -56,6 +56,14 @@ pub enum TlsError {
         /// Why.
         source: rustls::Error,
     },
+    /// The client-certificate verifier could not be built from the link CA.
+    #[error("{what}: {source}")]
+    Verifier {
+        /// Which configuration.
+        what: &'static str,
+        /// Why.
+        source: rustls::server::VerifierBuilderError,
+    },
     /// A CA file holds no usable certificate authority.
     #[error("{path}: no certificate authority rustls accepts: {message}")]
     Roots {
@@ -64,6 +72,9 @@ pub enum TlsError {
         /// Why.
         message: String,
     },
+    /// The settings are incomplete (a certificate without its key…).
+    #[error("{0}")]
+    Settings(String),
     /// A certificate could not be made.
     #[error("cannot make a certificate: {0}")]
     Issue(#[from] rcgen::Error),
@@ -164,6 +175,7 @@ pub fn client_port(
     data_dir: &Path,
     names: &[String],
 ) -> Result<Option<Acceptor>, TlsError> {
+    cfg.validate().map_err(TlsError::Settings)?;
     let identity = match (&cfg.cert, &cfg.key) {
         (Some(cert), Some(key)) => Identity::load(cert, key)?,
         _ if cfg.self_signed => {
@@ -173,34 +185,50 @@ pub fn client_port(
         _ => return Ok(None),
     };
     let config = server_config(identity, None, "client port TLS configuration")?;
-    Ok(Some(Acceptor::new(config, "client")))
+    Ok(Some(Acceptor::new(config, accept::Port::Client)))
 }
 
 /// The links' TLS: an acceptor that requires a client certificate signed by the link CA,
 /// and a connector that presents this process's certificate. `None` when links are
 /// plaintext.
 pub struct LinkTls {
-    /// For 5041 and 8011 listeners.
+    /// For the session-link listener (5041).
     pub acceptor: Acceptor,
+    /// For the pool port (8011): the same configuration, its own log lines.
+    pub pool_acceptor: Acceptor,
     /// For dialling chat servers and pool peers.
     pub connector: Connector,
 }
 
 /// Build the links' TLS from `cfg` (`None`: plaintext links).
 pub fn links(cfg: &TlsConfig) -> Result<Option<LinkTls>, TlsError> {
+    cfg.validate().map_err(TlsError::Settings)?;
     let (Some(ca), Some(cert), Some(key)) = (&cfg.link_ca, &cfg.link_cert, &cfg.link_key) else {
         return Ok(None);
     };
-    let server = server_config(
-        Identity::load(cert, key)?,
-        Some(pem::roots(ca)?),
-        "link TLS configuration",
-    )?;
-    let client = client_config(pem::roots(ca)?, Some(Identity::load(cert, key)?))?;
+    let identity = Identity::load(cert, key)?;
+    let roots = pem::roots(ca)?;
+    let dialling = Identity {
+        chain: identity.chain.clone(),
+        key: identity.key.clone_key(),
+    };
+    let server = server_config(identity, Some(roots.clone()), "link TLS configuration")?;
+    let client = client_config(roots, Some(dialling))?;
     Ok(Some(LinkTls {
-        acceptor: Acceptor::new(server, "link"),
+        pool_acceptor: Acceptor::new(server.clone(), accept::Port::Pool),
+        acceptor: Acceptor::new(server, accept::Port::SessionLink),
         connector: Connector::new(client),
     }))
+}
+
+/// Whether `cert` is valid for the DNS name `name` (one of its subject alternative names).
+/// The pool port binds the name a peer claims in `Hello` to its certificate this way.
+pub fn certificate_names(cert: &CertificateDer<'_>, name: &str) -> bool {
+    let Ok(server_name) = rustls::pki_types::ServerName::try_from(name) else {
+        return false;
+    };
+    webpki::EndEntityCert::try_from(cert)
+        .is_ok_and(|c| c.verify_is_valid_for_subject_name(&server_name).is_ok())
 }
 
 /// A connector that trusts the certificate authorities in `ca` (PEM) and presents no

@@ -187,3 +187,59 @@ async fn a_link_handshake_is_tls_1_3_with_post_quantum_key_exchange_and_needs_a_
     assert_eq!(server.await.expect("server"), vec![true, false]);
     drop(stream);
 }
+
+#[tokio::test]
+async fn the_client_port_speaks_tls_1_3_with_post_quantum_key_exchange_to_a_trusting_client() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = TlsConfig {
+        self_signed: true,
+        ..Default::default()
+    };
+    let acceptor = client_port(&cfg, dir.path(), &[])
+        .expect("config")
+        .expect("TLS");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let (tcp, peer) = accept::accept_tcp(&listener).await;
+        acceptor.accept(tcp, peer).await.is_some()
+    });
+    let trust = trusting(&dir.path().join("tls/self-signed.pem")).expect("trust");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let stream = trust.connect("127.0.0.1", tcp).await.expect("handshake");
+    let Stream::Tls(tls) = &stream else {
+        panic!("plaintext")
+    };
+    let conn = tls.get_ref().1;
+    assert_eq!(
+        conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    assert_eq!(
+        conn.negotiated_key_exchange_group()
+            .expect("a group")
+            .name(),
+        rustls::NamedGroup::X25519MLKEM768
+    );
+    assert!(server.await.expect("server"));
+}
+
+#[test]
+fn a_kept_self_signed_certificate_is_made_anew_for_a_new_name() {
+    let dir = tempfile::tempdir().expect("dir");
+    let tls = dir.path().join("tls");
+    let first = issue::self_signed_for(&tls, &[]).expect("made");
+    let pem = std::fs::read_to_string(&first.cert).expect("cert");
+    issue::self_signed_for(&tls, &["10.9.8.7".into()]).expect("made anew");
+    let renewed = std::fs::read_to_string(&first.cert).expect("cert");
+    assert_ne!(renewed, pem, "a certificate without the new name was kept");
+    let cert = pem::certs(&first.cert).expect("certs").remove(0);
+    assert!(certificate_names(&cert, "localhost"));
+    assert!(!certificate_names(&cert, "chat1"));
+    // Kept now that it names everything asked.
+    issue::self_signed_for(&tls, &["10.9.8.7".into()]).expect("kept");
+    assert_eq!(std::fs::read_to_string(&first.cert).expect("cert"), renewed);
+    assert!(!tls.join("self-signed.lock").exists());
+}

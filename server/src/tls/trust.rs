@@ -33,9 +33,14 @@ impl LinkTrust {
         self.secret.as_deref()
     }
 
-    /// Links are TLS: the server side.
+    /// Links are TLS: the server side of the session link (5041).
     pub fn acceptor(&self) -> Option<&Acceptor> {
         self.tls.as_ref().map(|t| &t.acceptor)
+    }
+
+    /// Links are TLS: the server side of the pool port (8011).
+    pub fn pool_acceptor(&self) -> Option<&Acceptor> {
+        self.tls.as_ref().map(|t| &t.pool_acceptor)
     }
 
     /// Links are TLS: the dialling side.

@@ -45,6 +45,7 @@ impl Topology {
         database: Option<&str>,
     ) -> Result<ServeConfig, RoleError> {
         base.link_secret = self.link_secret.clone().or(base.link_secret);
+        base.tls = base.tls.for_process(name);
         if let Some(server) = self.server(name) {
             base.role = Role::Chat;
             base.chat_listen = server.link_addr();

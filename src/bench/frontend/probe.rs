@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use chatcap_server::tls::{Connector, Stream};
+use chatcap_server::tls::connect::upgrade;
+use chatcap_server::tls::Connector;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -102,10 +103,7 @@ pub async fn http_get(addr: SocketAddr, path: &str, tls: Option<&Connector>) -> 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fetch = async {
         let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let mut s = match tls {
-            Some(connector) => connector.connect_ip(addr.ip(), tcp).await.ok()?,
-            None => Stream::Plain(tcp),
-        };
+        let mut s = upgrade(tls, tcp).await.ok()?;
         let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.ok()?;
         let mut buf = Vec::new();

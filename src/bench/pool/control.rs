@@ -31,8 +31,9 @@ pub async fn set_active(t: &Topology, servers: &[String]) -> anyhow::Result<()> 
     };
     // Any reachable server of the pool writes the new list (as `chatcap pool set-active`).
     let mut written = None;
+    let trust = crate::pool::trust(t)?;
     for s in &t.chat_servers {
-        match request(s.pool_addr(), &crate::pool::trust(t)?, &req).await {
+        match request(s.pool_addr(), &trust, &req).await {
             Ok(_) => {
                 written = Some(());
                 break;
