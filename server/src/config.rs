@@ -169,11 +169,6 @@ impl TlsConfig {
         self.self_signed || self.cert.is_some()
     }
 
-    /// The links speak mutual TLS.
-    pub fn links(&self) -> bool {
-        self.link_ca.is_some()
-    }
-
     /// The settings of the process called `name`: `{name}` in a file path becomes the name,
     /// so that one settings file shared by a pool gives each process its own certificate
     /// (`link_cert = "certs/{name}.pem"`).

@@ -458,16 +458,16 @@ impl Target {
         if let Some(pool) = &self.pool {
             addrs.extend(pool.metrics_addrs());
         }
+        // A single box serves `/metrics` on its client port; a pool's front ends say in
+        // their ready lines whether theirs is TLS.
+        let mut https = vec![self.addr];
+        if let Some(pool) = &self.pool {
+            https.extend(pool.https_metrics());
+        }
         addrs
             .into_iter()
             .map(|(process, addr)| {
-                // A single box serves `/metrics` on its client port; a pool's front ends
-                // say in their ready lines whether theirs is TLS.
-                let https = addr == self.addr
-                    || self
-                        .pool
-                        .as_ref()
-                        .is_some_and(|p| p.https_metrics().contains(&addr));
+                let https = https.contains(&addr);
                 Endpoint {
                     process,
                     addr,

@@ -24,7 +24,7 @@ use crate::common::pool::{pool_tests_run, topology_text, TestPool, SECRET};
 use chatcap::bench::frontend::probe;
 use chatcap_server::protocol::ErrorCode;
 
-use crate::common::procs::{http_get, Data};
+use crate::common::procs::{any_port, http_get, Data};
 use crate::common::{category, join, open_category, post, room, wait_push, Backend};
 
 /// Sign in on `url`, trusting `trust`.
@@ -162,21 +162,8 @@ async fn chat_with_link_tls(
         path_str(&certs.join("chat.pem")),
         path_str(&certs.join("chat-key.pem")),
     );
-    let args = [
-        "--role",
-        "chat",
-        "--listen",
-        "127.0.0.1:0",
-        "--chat-listen",
-        "127.0.0.1:0",
-        "--link-ca",
-        &ca,
-        "--link-cert",
-        &cert,
-        "--link-key",
-        &key,
-    ];
-    data.serve(tag, &args).await
+    let args = ["--link-ca", &ca, "--link-cert", &cert, "--link-key", &key];
+    data.chat_server_with(tag, any_port(), &args).await
 }
 
 /// Open a TLS connection to the link port as `identity` (none: no certificate), send

@@ -26,12 +26,6 @@ impl Stream {
     }
 }
 
-impl From<TcpStream> for Stream {
-    fn from(s: TcpStream) -> Self {
-        Stream::Plain(s)
-    }
-}
-
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use chatcap_server::pool::admin::{request, AdminError};
 use chatcap_server::protocol::pool::AdminRequest;
+use chatcap_server::tls::LinkTrust;
 use chatcap_server::topology::Topology;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -18,9 +19,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Between two status polls.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Each chat server's status answer, in topology order.
-pub async fn statuses(t: &Topology) -> anyhow::Result<Vec<(String, Result<Value, AdminError>)>> {
-    Ok(crate::pool::status_all(t, &crate::pool::trust(t)?).await)
+/// Each chat server's status answer, in topology order, asked as `trust` allows.
+pub async fn statuses(t: &Topology, trust: &LinkTrust) -> Vec<(String, Result<Value, AdminError>)> {
+    crate::pool::status_all(t, trust).await
 }
 
 /// Make `servers` the pool's active chat servers and wait until each of them is active and
@@ -45,7 +46,7 @@ pub async fn set_active(t: &Topology, servers: &[String]) -> anyhow::Result<()> 
     written.context("no chat server of the pool answered set-active")?;
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
-        let answers = statuses(t).await?;
+        let answers = statuses(t, &trust).await;
         let pending = unsettled(&answers, servers);
         if pending.is_empty() {
             return Ok(());
@@ -94,9 +95,9 @@ pub fn unsettled(
 }
 
 /// Sessions on each chat server (`None` when it did not answer), in topology order.
-pub async fn sessions(t: &Topology) -> anyhow::Result<Vec<(String, Option<u64>)>> {
-    Ok(statuses(t)
-        .await?
+pub async fn sessions(t: &Topology, trust: &LinkTrust) -> Vec<(String, Option<u64>)> {
+    statuses(t, trust)
+        .await
         .into_iter()
         .map(|(name, a)| {
             let n = a
@@ -104,7 +105,7 @@ pub async fn sessions(t: &Topology) -> anyhow::Result<Vec<(String, Option<u64>)>
                 .and_then(|v| v.get("sessions").and_then(Value::as_u64));
             (name, n)
         })
-        .collect())
+        .collect()
 }
 
 /// Poll the session counts until they equal `expected` (topology order) or `timeout`
@@ -115,8 +116,10 @@ pub async fn await_sessions(
     timeout: Duration,
 ) -> anyhow::Result<Vec<(String, Option<u64>)>> {
     let deadline = Instant::now() + timeout;
+    // The certificates are read once, not at every poll.
+    let trust = crate::pool::trust(t)?;
     loop {
-        let now = sessions(t).await?;
+        let now = sessions(t, &trust).await;
         let matches = now.len() == expected.len()
             && now.iter().zip(expected).all(|((_, n), e)| *n == Some(*e));
         if matches || Instant::now() >= deadline {

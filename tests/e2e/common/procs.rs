@@ -79,8 +79,18 @@ impl Data {
 
     /// A chat server (`--role chat`) linking on `chat_listen` (port 0: any).
     pub async fn chat_server(&self, tag: &str, chat_listen: SocketAddr) -> ServeProcess {
+        self.chat_server_with(tag, chat_listen, &[]).await
+    }
+
+    /// [`Data::chat_server`] with `extra` arguments (link TLS, a secret…).
+    pub async fn chat_server_with(
+        &self,
+        tag: &str,
+        chat_listen: SocketAddr,
+        extra: &[&str],
+    ) -> ServeProcess {
         let chat = chat_listen.to_string();
-        let args = [
+        let mut args = vec![
             "--role",
             "chat",
             "--listen",
@@ -88,6 +98,7 @@ impl Data {
             "--chat-listen",
             &chat,
         ];
+        args.extend_from_slice(extra);
         self.serve(tag, &args).await
     }
 
